@@ -1,0 +1,31 @@
+# `make test` and `make demo` set everything up on a fresh machine (CPU build of torch; no GPU needed).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo bench info clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	@echo "The end-to-end demo (train + evaluate on built-in data) arrives with issue #6."
+	@echo "Until then, this shows the paper's model as configured:"
+	$(VENV)/bin/unialign info configs/unialign_vitb16.yaml
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_moe.py
+
+info: $(STAMP)
+	$(VENV)/bin/unialign info configs/unialign_vitb16.yaml
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

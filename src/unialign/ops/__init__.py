@@ -1,0 +1,1 @@
+"""Tensor operations shared by tokenizers and preprocessing."""
