@@ -4,6 +4,7 @@ A frozen pretrained CLIP ViT is shared by every modality and adapted by a modali
 experts (Zhou et al., "UniAlign: Scaling Multimodal Alignment within One Unified Model").
 """
 
+from unialign.checkpoint import load_checkpoint, save_checkpoint
 from unialign.config import ModelConfig, list_architectures, list_models, load_model_config
 from unialign.errors import CheckpointError, ConfigError, InputError, UniAlignError
 from unialign.factory import create_model
@@ -11,6 +12,8 @@ from unialign.modalities import MODALITY_TOKENIZERS
 from unialign.model import UniAlign
 
 __version__ = "0.1.0"
+
+load = load_checkpoint  # ``unialign.load(checkpoint_dir, base=None)``: a ready model
 
 
 def list_modalities() -> list[str]:
@@ -30,5 +33,8 @@ __all__ = [
     "list_architectures",
     "list_modalities",
     "list_models",
+    "load",
+    "load_checkpoint",
     "load_model_config",
+    "save_checkpoint",
 ]
