@@ -159,6 +159,13 @@ class UniAlign(nn.Module):
         emb = self.base.text(ids.to(device))
         return F.normalize(emb, dim=-1) if normalize else emb
 
+    def encode_files(self, modality: str, paths: Sequence[str | Path], **kwargs: object):  # noqa: ANN201
+        """Embed files of one modality: see :func:`unialign.inference.encode_files` (bad files are skipped
+        and reported in the result's ``failures``)."""
+        from unialign.inference import encode_files
+
+        return encode_files(self, modality, list(paths), **kwargs)
+
     def project_to_teacher(self, teacher: str, embedding: Tensor) -> Tensor:
         """Student embedding (B, E) mapped to teacher `teacher`'s feature space (B, T)."""
         if teacher not in self.projectors:
