@@ -67,3 +67,14 @@ def test_every_bundled_config_builds() -> None:
     assert {"ViT-B-16", "ViT-B-32", "ViT-L-14"} <= set(unialign.list_architectures())
     for name in unialign.list_models():
         assert isinstance(load_model_config(name), ModelConfig)
+
+
+def test_paper_training_config_parses() -> None:
+    from unialign.train.config import load_train_config
+
+    cfg = load_train_config(ROOT / "configs" / "train_paper.yaml")
+    assert cfg.optim.lr == 2e-4 and cfg.optim.betas == (0.9, 0.98) and cfg.optim.weight_decay == 0.05
+    assert cfg.optim.warmup_steps == 10_000 and cfg.train.global_batch == 2048 and cfg.loss.lam == 2000
+    assert {d["modality"] for d in cfg.data.values()} == {"image", "point", "depth", "audio", "video"}
+    with pytest.raises(unialign.ConfigError, match="train.stpes"):
+        load_train_config(ROOT / "configs" / "train_paper.yaml", {"train": {"stpes": 1}})

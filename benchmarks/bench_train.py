@@ -1,0 +1,119 @@
+"""Training step time and activation memory, with and without activation checkpointing (not a test).
+
+Writes ``benchmarks/results/train.json``. Each configuration (tiny / ViT-B-16 x checkpointing off / on)
+runs in its own subprocess: build the model and AdamW over the trainable parameters, take one warm-up
+step at batch 1 (allocates the optimizer state), record the resident set size (RSS) as the baseline, then
+time ``--steps`` training steps at ``--batch`` (image modality through the MoE-LoRA, CLIP InfoNCE against
+fixed text embeddings, backward, optimizer step, bf16 autocast). CPUs have no allocator peak counter,
+so activation memory = (peak RSS - baseline) / batch; on CUDA the allocator's peak is used instead.
+Goal: activation memory per sample with checkpointing <= 1/3 of without.
+
+    python benchmarks/bench_train.py [--batch 8] [--steps 3] [--archs test-tiny ViT-B-16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def one_config(arch: str, checkpointing: bool, batch: int, steps: int, bf16: bool) -> dict:
+    """Measure one configuration in this process (called in a fresh subprocess)."""
+    import unialign
+    from unialign.losses import nce_loss
+    from unialign.train.optim import build_optimizer
+    from unialign.train.config import OptimConfig
+
+    torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = unialign.create_model("unialign-vitb16", clip=arch, moe={"init": "random"},
+                                  grad_checkpointing=checkpointing).to(device).train()
+    opt = build_optimizer(model, OptimConfig())
+    size = model.config.clip.vision.image_size
+    text = torch.nn.functional.normalize(torch.randn(batch, model.config.clip.embed_dim, device=device), dim=-1)
+
+    def step(b: int) -> None:
+        x = torch.randn(b, 3, size, size, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            emb = model.encode("image", x).float()
+        nce_loss(emb, text[:b], model.logit_scale.detach())["nce_loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step(1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2**20
+    else:
+        base = _rss_mb()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {
+        "arch": arch, "grad_checkpointing": checkpointing, "batch": batch, "bf16": bf16,
+        "device": str(device), "step_seconds_median": sorted(times)[len(times) // 2],
+        "baseline_mb": base, "peak_mb": peak, "activation_mb_per_sample": max(peak - base, 0.0) / batch,
+        "trainable_params": sum(p.numel() for p in model.trainable_parameters()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--archs", nargs="+", default=["test-tiny", "ViT-B-16"])
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train.json"))
+    parser.add_argument("--one", nargs=2, metavar=("ARCH", "CKPT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # child process
+        print(json.dumps(one_config(args.one[0], args.one[1] == "1", args.batch, args.steps, not args.fp32)))
+        return
+    runs = []
+    for arch in args.archs:
+        for ckpt in (False, True):
+            cmd = [sys.executable, __file__, "--one", arch, "1" if ckpt else "0", "--batch", str(args.batch),
+                   "--steps", str(args.steps)] + (["--fp32"] if args.fp32 else [])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+            print(json.dumps(runs[-1]))
+    summary = {}
+    for arch in args.archs:
+        off, on = (r for r in runs if r["arch"] == arch)
+        summary[arch] = {
+            "activation_ratio_with_vs_without_checkpointing": on["activation_mb_per_sample"]
+            / max(off["activation_mb_per_sample"], 1e-9),
+            "goal_ratio_max": 1 / 3,
+            "step_time_ratio_with_vs_without": on["step_seconds_median"] / off["step_seconds_median"],
+        }
+    result = {"runs": runs, "summary": summary, "torch": torch.__version__,
+              "memory_note": "CPU: activation memory from peak RSS growth over the post-warm-up baseline"}
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
