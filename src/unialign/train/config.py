@@ -52,7 +52,6 @@ class RunConfig:
     save_every: int = 500  # steps between checkpoints (also saved at the end)
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
     aug_views: int = 0  # restrict augmentation seeds to K cached teacher views per sample (0 = any)
-    num_workers: int = 0  # data-loading worker threads per rank (0 = load in the main process)
     tensorboard: bool = True  # also log to TensorBoard when it is installed
 
 
