@@ -68,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     from unialign import inference_cli
     from unialign.data import teacher_cache
 
+    from unialign import finetune
     from unialign.eval import run as eval_run
 
     teacher_cache.add_parser(sub)
     eval_run.add_parser(sub)
+    finetune.add_parser(sub)
     inference_cli.add_parsers(sub)
     return parser
 
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_info(args.config, args.overrides, args.json)
         if args.command == "train":
             return cmd_train(args.config, args.overrides, args.resume, args.max_steps)
-        if args.command in ("cache-teacher", "eval"):
+        if args.command in ("cache-teacher", "eval", "finetune"):
             return int(args.func(args) or 0)
         return cmd_list()
     except UniAlignError as exc:

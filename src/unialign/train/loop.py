@@ -11,6 +11,9 @@ paired images i (rendered views / RGB) and cached teacher features:
       + a2 * L_anch_distil(x, t, i)                                   Eq. 12
       + a3 * (lam * L_feat_align + L_modal_align)                     Eq. 13-15, per teacher of m
 
+(L_modal_align needs the teacher's features of the paired anchor, cached as ``"<teacher>:anchor"``;
+without them only the feature alignment of Eq. 13 is used.)
+
 Both halves of Eq. 11 appear once each dataset's micro-batch is processed, so the step's total equals
 Eq. 16 summed over datasets. Multi-process (torchrun): embeddings are all-gathered with gradient, so
 every rank computes the global batch's loss, and trainable gradients are summed over ranks once per step.
@@ -294,7 +297,11 @@ class Trainer:
                     for k, v in last.items():
                         writer.add_scalar(k, v, self.step)
             bar.update(1)
-            bar.set_postfix({k.split("/")[-1][:12]: f"{v:.3g}" for k, v in last.items() if k == "loss"})
+            per_modality: dict[str, float] = {}
+            for key, value in last.items():
+                if "/" in key:
+                    per_modality[key.split("/")[0]] = per_modality.get(key.split("/")[0], 0.0) + value
+            bar.set_postfix({k: f"{v:.3g}" for k, v in {"loss": last.get("loss", math.nan), **per_modality}.items()})
             if self.step % run.save_every == 0 or self.step == stop:
                 self.save()
         bar.close()
