@@ -114,3 +114,40 @@ def test_teacher_features_from_the_cache_drive_model_distillation(world: dict, t
     key = "point/feat_align_loss/point_teacher"
     assert key in lines[0]
     assert lines[-1][key] < lines[0][key]
+
+
+def _write_shards(world: dict, folder: Path) -> list[str]:
+    """Pack the 'shapes' dataset into two webdataset-layout tar shards (input, anchor, json per key)."""
+    import tarfile
+
+    manifest = Path(world["shapes"]["manifest"])
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    paths = []
+    for s in range(2):
+        path = folder / f"shapes-{s:03d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i, rec in enumerate(records[s::2]):
+                key = f"{s}{i:04d}"
+                tar.add(manifest.parent / rec["path"], arcname=f"{key}.npy")
+                tar.add(manifest.parent / rec["anchor"], arcname=f"{key}.anchor.png")
+                meta = folder / f"{key}.json"
+                meta.write_text(json.dumps({"id": rec["id"], "label": rec["label"]}))
+                tar.add(meta, arcname=f"{key}.json")
+        paths.append(str(path))
+    return paths
+
+
+def test_tar_shards_train_beside_manifest_datasets(world: dict, tmp_path: Path) -> None:
+    _write_shards(world, tmp_path)
+    shapes = world["shapes"]
+    cfg = train_config({"imgs": world["imgs"]}, tmp_path / "run", steps=3, batch=6) | {"shards": {
+        "shapes_tar": {"shards": [str(tmp_path / "shapes-*.tar")], "modality": "point",
+                       "classnames": shapes["classnames"], "templates": shapes["templates"], "weight": 1.0}}}
+    tr = Trainer(load_train_config(cfg))
+    assert tr.shard_local == {"shapes_tar": 3}
+    batches = tr.micro_batches(next(tr._plans()))
+    assert [mb.dataset for mb in batches] == ["imgs", "shapes_tar"] and len(batches[1]) == 3
+    assert batches[1].anchors is not None  # the anchor members travel with the shard samples
+    tr.run(progress=False)
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "point/anchor_distil_loss" in line and "point/soft_bind_loss" in line and "image/nce_loss" in line

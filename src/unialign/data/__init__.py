@@ -10,12 +10,12 @@ from unialign.data.manifest import (
     collate_samples, register_dataset,
 )
 from unialign.data.sampler import MixedModalitySampler, PoolSpec, aug_seed, cached_view_seeds, split_batch
-from unialign.data.shards import ShardDataset
+from unialign.data.shards import ShardDataset, ShardSourceConfig, build_shard_datasets
 from unialign.data.teacher_cache import TeacherCache, TeacherCacheMiss, cache_teacher, cache_teacher_cli, join
 
 __all__ = [
     "DATASETS", "DatasetConfig", "ManifestDataset", "ManifestError", "MicroBatch", "MixedModalitySampler",
-    "MixtureDataset", "PoolSpec", "ShardDataset", "TeacherCache", "TeacherCacheMiss", "aug_seed", "build_datasets",
+    "MixtureDataset", "PoolSpec", "ShardDataset", "ShardSourceConfig", "TeacherCache", "TeacherCacheMiss", "aug_seed", "build_datasets", "build_shard_datasets",
     "cache_teacher", "cache_teacher_cli", "cached_view_seeds", "collate_samples", "join", "register_dataset",
     "split_batch",
 ]

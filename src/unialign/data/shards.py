@@ -17,22 +17,63 @@ Samples pass through a seeded shuffle buffer. The augmentation seed of a sample 
 
 from __future__ import annotations
 
+import glob
 import json
 import tarfile
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from unialign.config import ModelConfig
+from unialign.config import ModelConfig, from_dict
 from unialign.data.manifest import load_with_anchor, read_classnames, sample_text
 from unialign.data.sampler import aug_seed, mix
 from unialign.errors import ConfigError
 from unialign.preprocess import load
 from unialign.preprocess.text import templates_for
+
+
+@dataclass(frozen=True)
+class ShardSourceConfig:
+    """A training dataset read from tar shards (the cluster-scale twin of a JSONL manifest)."""
+
+    shards: list[str]  # shard files; each entry may be a glob pattern (e.g. "/data/as/train-*.tar")
+    modality: str  # a modality name of the model config
+    classnames: list[str] | str = field(default_factory=list)  # class names or a file; [] = captions
+    templates: list[str] | str = ""  # template-set name or explicit templates; "" = the modality's set
+    anchor_modality: str = "image"  # modality of the "anchor.*" members
+    weight: float = 1.0  # share of the global batch (normalised with the manifest datasets' weights)
+    shuffle_buffer: int = 256  # samples held for shuffling
+
+    def files(self) -> list[str]:
+        """The shard paths, globs expanded and sorted; an entry matching nothing is an error."""
+        out: list[str] = []
+        for entry in self.shards:
+            matches = sorted(glob.glob(entry)) if glob.has_magic(entry) else [entry]
+            if not matches or not all(Path(m).is_file() for m in matches):
+                raise ConfigError(f"shard file(s) not found: {entry}")
+            out += matches
+        return out
+
+
+def build_shard_datasets(
+    mapping: Mapping[str, Any], model_config: ModelConfig, *, seed: int = 0, rank: int = 0, world_size: int = 1
+) -> dict[str, "ShardDataset"]:
+    """:class:`ShardDataset` per entry of a training config's ``shards:`` mapping (validated)."""
+    out = {}
+    for name, raw in mapping.items():
+        cfg = raw if isinstance(raw, ShardSourceConfig) else from_dict(ShardSourceConfig, raw, f"shards.{name}")
+        out[name] = ShardDataset(
+            name, cfg.files(), cfg.modality, model_config, classnames=cfg.classnames, templates=cfg.templates,
+            anchor_modality=cfg.anchor_modality, train=True, seed=seed, shuffle_buffer=cfg.shuffle_buffer,
+            rank=rank, world_size=world_size,
+        )
+        out[name].weight = cfg.weight
+    return out
 
 
 def shard_groups(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
@@ -107,6 +148,7 @@ class ShardDataset(IterableDataset):
             raise ConfigError(f"{len(sizes)} shard sizes for {len(self.shards)} shards")
         self.sizes = dict(zip(self.shards, sizes))
         self.epoch = 0
+        self.weight = 1.0  # share of the global batch when mixed into training (set by build_shard_datasets)
 
     def set_epoch(self, epoch: int) -> None:
         """Shard order, buffer and augmentation seeds change with the epoch."""

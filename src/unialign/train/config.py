@@ -62,6 +62,7 @@ class TrainConfig:
     model: Any = "unialign-vitb16"  # model name, YAML path or mapping (see unialign.config)
     base: str = ""  # pretrained CLIP weights ("" = random: tests only)
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset name -> DatasetConfig mapping
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset name -> ShardSourceConfig mapping
     teachers_cache: str = ""  # folder of the teacher-feature cache ("" = no model distillation)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)

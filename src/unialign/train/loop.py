@@ -14,6 +14,10 @@ paired images i (rendered views / RGB) and cached teacher features:
 (L_modal_align needs the teacher's features of the paired anchor, cached as ``"<teacher>:anchor"``;
 without them only the feature alignment of Eq. 13 is used.)
 
+Datasets come from JSONL manifests (``data:``, drawn by the mixed-modality sampler) or tar shards
+(``shards:``, streamed); one weight split of the global batch covers both. Resume is exact for manifest
+datasets; shard streams restart at their first epoch (webdataset-style), since a tar stream has no index.
+
 Both halves of Eq. 11 appear once each dataset's micro-batch is processed, so the step's total equals
 Eq. 16 summed over datasets. Multi-process (torchrun): embeddings are all-gathered with gradient, so
 every rank computes the global batch's loss, and trainable gradients are summed over ranks once per step.
@@ -52,7 +56,7 @@ class Trainer:
     """Builds model, data, optimizer and schedule from a :class:`TrainConfig` and runs the loop."""
 
     def __init__(self, cfg: TrainConfig, info: DistInfo | None = None) -> None:
-        from unialign.data import MixedModalitySampler, build_datasets
+        from unialign.data import MixedModalitySampler, build_datasets, build_shard_datasets, split_batch
 
         self.cfg = cfg
         self.info = info or init_distributed()
@@ -61,12 +65,24 @@ class Trainer:
             cfg.model, base=cfg.base or None, grad_checkpointing=cfg.train.grad_checkpointing
         ).to(self.info.device)
         self.datasets = build_datasets(cfg.data, self.model.config)
-        if not self.datasets:
-            raise TrainingError("the training config lists no datasets under 'data:'")
-        self.sampler = MixedModalitySampler.from_datasets(
-            self.datasets, cfg.train.global_batch, seed=cfg.train.seed,
-            rank=self.info.rank, world_size=self.info.world_size, aug_views=cfg.train.aug_views,
+        self.shard_sets = build_shard_datasets(
+            cfg.shards, self.model.config, seed=cfg.train.seed, rank=self.info.rank, world_size=self.info.world_size
         )
+        self.sources = {**self.datasets, **self.shard_sets}  # every dataset by name
+        if not self.sources:
+            raise TrainingError("the training config lists no datasets under 'data:' or 'shards:'")
+        # one weight split of the global batch over manifest and shard datasets alike
+        names = list(self.datasets) + list(self.shard_sets)
+        weights = [self.datasets[n].cfg.weight if n in self.datasets else self.shard_sets[n].weight for n in names]
+        sizes = dict(zip(names, split_batch(weights, cfg.train.global_batch, self.info.world_size)))
+        self.shard_local = {n: sizes[n] // self.info.world_size for n in self.shard_sets}
+        self._shard_streams = {n: self._stream(ds) for n, ds in self.shard_sets.items()}
+        self.sampler = None
+        if self.datasets:
+            self.sampler = MixedModalitySampler.from_datasets(
+                self.datasets, sum(sizes[n] for n in self.datasets), seed=cfg.train.seed,
+                rank=self.info.rank, world_size=self.info.world_size, aug_views=cfg.train.aug_views,
+            )
         self.params = self.model.trainable_parameters()
         self.opt = build_optimizer(self.model, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim, cfg.train.steps)
@@ -94,7 +110,7 @@ class Trainer:
         from unialign.eval.zeroshot import class_embeddings
 
         bank = {}
-        for name, ds in self.datasets.items():
+        for name, ds in self.sources.items():
             if ds.classnames:
                 bank[name] = class_embeddings(self.model, ds.classnames, ds.templates).to(self.info.device)
         return bank
@@ -140,7 +156,7 @@ class Trainer:
             own = self.label_bank[mb.dataset][labels]  # (B, E) text embedding of each sample's label
             others = [
                 bank for name, bank in self.label_bank.items()
-                if self._kind(self.datasets[name].modality) != kind
+                if self._kind(self.sources[name].modality) != kind
             ]
             if others:
                 sb = sum(
@@ -191,7 +207,19 @@ class Trainer:
             if self.cache is not None and self.cached_teachers[ds.modality]:
                 join(mb, self.cache, self.cached_teachers[ds.modality])
             out.append(mb)
+        for name in sorted(self.shard_sets):
+            ds = self.shard_sets[name]
+            stream = self._shard_streams[name]
+            out.append(collate_samples([next(stream) for _ in range(self.shard_local[name])], name, ds.modality))
         return out
+
+    @staticmethod
+    def _stream(ds: Any):  # noqa: ANN205 - endless iterator over a shard dataset, epoch after epoch
+        epoch = 0
+        while True:
+            ds.set_epoch(epoch)
+            yield from ds
+            epoch += 1
 
     def accumulate_gradients(self, batches: list[Any]) -> tuple[dict[str, float], bool]:
         """Forward, loss and backward for each micro-batch in turn; gradients accumulate (no step).
@@ -240,7 +268,7 @@ class Trainer:
         return {
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
-            "sampler": self.sampler.state_dict(),
+            "sampler": self.sampler.state_dict() if self.sampler is not None else {},
             "torch_rng": torch.get_rng_state(),
             "step": self.step,
             "bad_streak": self.bad_streak,
@@ -264,7 +292,8 @@ class Trainer:
         self.model.load_state_dict(load_file(str(folder / ADAPTERS)), strict=False)
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        self.sampler.load_state_dict(state["sampler"])
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.bad_streak, self.skipped_steps = state["step"], state["bad_streak"], state["skipped_steps"]
         return True
@@ -312,7 +341,10 @@ class Trainer:
 
     def _plans(self):  # noqa: ANN202 - endless iterator over step plans, epoch after epoch
         while True:
-            yield from self.sampler
+            if self.sampler is None:  # shards only: each step's data comes from the shard streams
+                yield {}
+            else:
+                yield from self.sampler
 
     def _tensorboard(self):  # noqa: ANN202
         if not (self.cfg.train.tensorboard and self.info.is_main):
