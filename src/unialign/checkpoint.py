@@ -70,8 +70,8 @@ def save_checkpoint(
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        if folder.exists():  # replace: move the old one aside first, then drop it
-            old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+        if folder.exists():  # replace: move the old one aside first (onto a fresh empty dir), then drop it
+            old = Path(tempfile.mkdtemp(prefix=f".old-{folder.name}-", dir=folder.parent))
             os.replace(folder, old)
             os.replace(tmp, folder)
             shutil.rmtree(old, ignore_errors=True)
@@ -82,6 +82,17 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def resolve_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint to read at `folder`: itself, or, when a writer was killed between moving the previous
+    checkpoint aside and renaming the new one into place, the newest complete ``.old-<name>-*`` sibling."""
+    folder = Path(folder)
+    if folder.exists() or not folder.parent.is_dir():
+        return folder
+    olds = [p for p in folder.parent.glob(f".old-{folder.name}-*")
+            if all((p / f).is_file() for f in (CONFIG, ADAPTERS, META))]
+    return max(olds, key=lambda p: (p / META).stat().st_mtime) if olds else folder
 
 
 def checkpoint_digest(folder: str | Path) -> str:
@@ -103,7 +114,7 @@ def load_checkpoint(
     """
     from unialign.factory import create_model
 
-    folder = Path(folder)
+    folder = resolve_checkpoint(folder)
     if not (folder / CONFIG).is_file():
         raise CheckpointError(f"{folder}: not a unialign checkpoint (no {CONFIG})")
     if not (folder / ADAPTERS).is_file():
@@ -135,7 +146,7 @@ def load_checkpoint(
 
 def load_train_state(folder: str | Path) -> dict[str, Any] | None:
     """The training state saved with a checkpoint (None when there is none); never unpickles code."""
-    path = Path(folder) / TRAIN_STATE
+    path = resolve_checkpoint(folder) / TRAIN_STATE
     if not path.is_file():
         return None
     try:

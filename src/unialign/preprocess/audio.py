@@ -170,6 +170,8 @@ def load_audio(path: Path, ctx: LoadContext) -> Tensor:
     out = torch.stack(views).float()  # (V, T, F)
     expected = num_frames(clip, opt.sample_rate, opt.frame_length_ms, opt.frame_shift_ms)
     assert out.shape[1] == expected, (out.shape, expected)
+    if not bool(torch.isfinite(out).all()):  # e.g. float WAV samples far outside [-1, 1] overflow the power
+        raise PreprocessError(path, "audio samples are out of range (the filterbank overflows); expected [-1, 1]")
     return out
 
 

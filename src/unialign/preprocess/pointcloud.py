@@ -137,7 +137,10 @@ def _read_mesh(path: Path) -> RawCloud:
         raise PreprocessError(path, f"cannot parse {path.suffix} file ({type(exc).__name__}: {exc})") from None
     if obj is None or not hasattr(obj, "vertices"):
         return RawCloud(np.zeros((0, 3)))
-    xyz = np.asarray(obj.vertices, dtype=np.float64).reshape(-1, 3)
+    xyz = np.asarray(obj.vertices, dtype=np.float64)
+    if xyz.size and (xyz.ndim != 2 or xyz.shape[1] != 3):
+        raise PreprocessError(path, f"vertices must have 3 coordinates, got an array of shape {xyz.shape}")
+    xyz = xyz.reshape(-1, 3)
     faces = getattr(obj, "faces", None)
     faces = np.asarray(faces, dtype=np.int64) if faces is not None and len(faces) else None
     colors = None
@@ -259,11 +262,15 @@ def load_pointcloud(path: Path, ctx: LoadContext) -> Tensor:
     elif pts.shape[0] < n:  # top up with random duplicates
         extra = torch.randint(0, pts.shape[0], (n - pts.shape[0],), generator=g)
         pts = torch.cat([pts, pts[extra]], dim=0)
-    centred = pts[:, :3] - pts[:, :3].mean(dim=0)
+    xyz = pts[:, :3].double()
+    xyz = xyz / xyz.abs().max().clamp_min(1e-300)  # pre-scale: the mean and norms below cannot overflow
+    centred = xyz - xyz.mean(dim=0)
     radius = float(centred.norm(dim=1).max())
     if not radius > 1e-12:
         raise PreprocessError(path, "all points are identical (cannot scale a single location)")
-    pts[:, :3] = centred / radius
+    pts[:, :3] = (centred / radius).to(pts.dtype)
+    if not bool(torch.isfinite(pts).all()):
+        raise PreprocessError(path, "coordinates are too large to normalise in float32")
     if ctx.train:
         pts = augment(pts, opt, g)
     return pts.float().unsqueeze(0)

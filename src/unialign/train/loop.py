@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from unialign.checkpoint import ADAPTERS, load_train_state, save_checkpoint
+from unialign.checkpoint import ADAPTERS, load_train_state, resolve_checkpoint, save_checkpoint
 from unialign.config import to_dict
 from unialign.errors import UniAlignError
 from unialign.factory import create_model
@@ -283,7 +283,7 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from ``OUT/checkpoint`` when it exists (weights, optimizer, schedule, sampler, RNG)."""
-        folder = self.out / "checkpoint"
+        folder = resolve_checkpoint(self.out / "checkpoint")  # survives a kill between the two renames
         state = load_train_state(folder) if (folder / ADAPTERS).is_file() else None
         if state is None:
             return False
