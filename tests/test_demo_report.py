@@ -1,0 +1,156 @@
+"""``unialign.demo.report.write_report`` on tiny real files of every modality: HTML + Markdown report."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+import av
+import soundfile as sf
+from PIL import Image
+
+from unialign.demo.report import DemoResults, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_files(folder: Path) -> dict[str, Path]:
+    """One small real file per modality (as in test_preprocess_load)."""
+    rng = np.random.default_rng(0)
+    files = {"image": folder / "img.png", "depth": folder / "depth.png", "point": folder / "cloud.npy",
+             "audio": folder / "tone.wav", "video": folder / "clip.mp4", "text": folder / "caption.txt"}
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(files["image"])
+    Image.fromarray(rng.integers(500, 4000, (40, 50), dtype=np.uint16)).save(files["depth"])
+    np.save(files["point"], rng.normal(size=(300, 3)).astype(np.float32))
+    t = np.arange(8000) / 16000
+    sf.write(files["audio"], (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    with av.open(str(files["video"]), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for i in range(20):
+            frame = np.full((32, 48, 3), i * 10, dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode(None))
+    files["text"].write_text("a photo of a dog")
+    return files
+
+
+def _results(folder: Path) -> DemoResults:
+    files = _write_files(folder)
+    metrics = folder / "metrics.jsonl"
+    with open(metrics, "w") as f:
+        f.writelines(json.dumps({"step": step, "skipped_steps": 0, "loss": 5.0 / step, "lr": 1e-4,
+                                 "image/nce_loss": 2.0 / step, "depth/nce_loss": 2.5 / step,
+                                 "depth/anchor_distil_loss": 0.5 / step,
+                                 "depth/feat_align_loss/teacher": 0.1 / step}) + "\n" for step in range(1, 6))
+        f.write("not json\n")
+
+    def item(mod: str, label: str, score: float | None = None) -> dict:
+        out = {"modality": mod, "label": label, "file": str(files[mod])}
+        return out if score is None else out | {"score": score}
+
+    mods = ["image", "depth", "point", "audio", "video"]
+    gallery = [
+        item("text", "dog") | {"results": [item(m, "dog" if i % 2 == 0 else "cat", 0.9 - 0.1 * i)
+                                           for i, m in enumerate(mods)]},
+        item("audio", "cat") | {"results": [item(m, "cat", 0.5) for m in mods[::-1]]},
+    ]
+    broken = {"modality": "image", "label": "cat", "file": str(folder / "missing.png"), "score": 0.1}
+    composed = [{"inputs": [item("image", "dog") | {"weight": 0.7}, item("audio", "bark") | {"weight": 0.3}],
+                 "results": [item("video", "dog", 0.8), item("point", "dog", 0.6), broken]}]
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(24, 16))
+    return DemoResults(
+        title="Demo <run>",
+        zero_shot={"image": {"top1": 0.42, "top5": 0.81, "chance": 0.1, "num_classes": 10, "num_samples": 50,
+                             "dataset": "toy-images"},
+                   "depth": {"top1": 0.2, "top5": 0.55, "num_classes": 10, "num_samples": 40, "dataset": "toy-d"}},
+        retrieval={("text", "video"): {"R@1": 0.123, "R@5": 0.456, "R@10": 0.789}},
+        metrics_jsonl=metrics,
+        confusion={"image": (np.array([[3, 1, 0], [0, 4, 1], [1, 0, 5]]), ["dog", "cat", "bird"]),
+                   "depth": (np.eye(4, dtype=int) * 2, ["a", "b", "c", "d"])},
+        gallery=gallery,
+        composed=composed,
+        embedding_map=(emb, ["image", "depth", "audio"] * 8, ["dog", "cat"] * 12),
+        ablations=[{"name": "no MoE", "rows": [{"variant": "full", "top1": 0.42}, {"variant": "dense", "top1": 0.3771}],
+                    "note": "dense | drops"}],
+        notes="First paragraph <b>not bold</b>.\n\nSecond paragraph.",
+        facts={"wall time (s)": 12.5, "steps": 2000, "trainable parameters": 1234567},
+    )
+
+
+# total loss + 3 loss terms, 2 confusion matrices, 2 gallery rows, 1 composed row, 1 embedding map
+EXPECTED_FIGURES = 4 + 2 + 2 + 1 + 1
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("demo")
+    return write_report(folder / "out", _results(folder))
+
+
+def test_html_is_self_contained_with_every_figure(report: tuple[Path, Path]) -> None:
+    html_path, _ = report
+    text = html_path.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+    srcs = re.findall(r'<img src="([^"]*)"', text)
+    assert len(srcs) == EXPECTED_FIGURES
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert png.startswith(PNG_SIGNATURE) and len(png) > 500
+    assert html_path.stat().st_size < 3_000_000
+    # tables carry the numbers; ratio to chance and pass/fail (image 4.2x passes, depth 2.0x fails)
+    for needle in ("42.0", "81.0", "4.20×", "2.00×", "✓ pass", "✗ fail", "12.3", "45.6", "78.9", "toy-images",
+                   "1,234,567", "0.3771", "text → video"):
+        assert needle in text, needle
+    # everything user-given is escaped
+    assert "<b>not bold</b>" not in text and "&lt;b&gt;not bold&lt;/b&gt;" in text
+    assert "Demo &lt;run&gt;" in text
+    # the missing file became a marked tile and is listed, not a crash
+    assert "Rendering problems" in text and "missing.png" in text
+
+
+def test_markdown_links_existing_pngs(report: tuple[Path, Path]) -> None:
+    _, md_path = report
+    md = md_path.read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == EXPECTED_FIGURES
+    for link in links:
+        target = md_path.parent / link
+        assert target.is_file() and target.read_bytes().startswith(PNG_SIGNATURE), link
+    assert "| image | toy-images | 10 | 50 | 42.0 |" in md
+    assert "dense | drops" in md  # an ablation's note is a paragraph, not a table cell
+    assert "# Demo &lt;run&gt;" in md  # angle brackets do not become HTML tags
+    assert "http://" not in md and "https://" not in md
+
+
+def _chromium() -> str | None:
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium to render the HTML")
+def test_chromium_renders_report(report: tuple[Path, Path], tmp_path: Path) -> None:
+    html_path, _ = report
+    shot = tmp_path / "out.png"
+    profile = tempfile.mkdtemp(dir=tmp_path)
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+           f"--screenshot={shot}", "--window-size=1200,3000", html_path.resolve().as_uri()]
+    subprocess.run(cmd, check=False, capture_output=True, timeout=60)
+    assert shot.is_file() and shot.read_bytes().startswith(PNG_SIGNATURE)
+    with Image.open(shot) as im:
+        arr = np.asarray(im.convert("L"))
+    assert arr.shape == (3000, 1200) and arr.std() > 5  # not a blank page
