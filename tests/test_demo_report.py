@@ -15,32 +15,18 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import av
-import soundfile as sf
 from PIL import Image
 
+from media import write_media_files
 from unialign.demo.report import DemoResults, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_files(folder: Path) -> dict[str, Path]:
-    """One small real file per modality (as in test_preprocess_load)."""
-    rng = np.random.default_rng(0)
-    files = {"image": folder / "img.png", "depth": folder / "depth.png", "point": folder / "cloud.npy",
-             "audio": folder / "tone.wav", "video": folder / "clip.mp4", "text": folder / "caption.txt"}
-    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(files["image"])
-    Image.fromarray(rng.integers(500, 4000, (40, 50), dtype=np.uint16)).save(files["depth"])
-    np.save(files["point"], rng.normal(size=(300, 3)).astype(np.float32))
-    t = np.arange(8000) / 16000
-    sf.write(files["audio"], (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
-    with av.open(str(files["video"]), "w") as out:
-        stream = out.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
-        for i in range(20):
-            frame = np.full((32, 48, 3), i * 10, dtype=np.uint8)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(stream.encode(None))
+    """One small real file per modality, plus a caption text."""
+    files = write_media_files(folder)
+    files["text"] = folder / "caption.txt"
     files["text"].write_text("a photo of a dog")
     return files
 
