@@ -45,7 +45,14 @@ class VisionConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    """CLIP text transformer architecture (causal, pooled at the end-of-text token)."""
+    """The text tower: CLIP's text transformer (paper configuration) or a local Hugging Face encoder.
+
+    ``tower: clip`` (default) is CLIP's causal text transformer, pooled at the end-of-text token; the
+    fields from ``context_length`` to ``eot_token_id`` describe it. ``tower: hf`` is a Hugging Face
+    encoder directory (e.g. a sentence-transformers model such as all-MiniLM-L6-v2) read with
+    ``local_files_only=True``, pooled by ``pooling`` and mapped to the shared space by a
+    ``text_projection``; the CLIP fields are then unused (see :mod:`unialign.backbone.text_towers`).
+    """
 
     context_length: int = 77  # maximum tokens, including start and end tokens
     vocab_size: int = 49408  # BPE vocabulary size
@@ -56,6 +63,20 @@ class TextConfig:
     act: str = "quick_gelu"  # FFN activation
     ln_eps: float = 1e-5  # LayerNorm epsilon
     eot_token_id: int = 49407  # pooled position: first occurrence of this id (CLIP's <|endoftext|>)
+    tower: str = "clip"  # "clip": CLIP's text transformer (paper); "hf": the encoder at hf_path
+    hf_path: str = ""  # tower "hf": local Hugging Face model directory (config.json, weights, tokenizer)
+    pooling: str = "mean"  # tower "hf": "mean" (attention-masked, as sentence-transformers) or "cls"
+    hf_width: int = 0  # tower "hf": the encoder's hidden size; 0 = read from hf_path/config.json
+
+    def __post_init__(self) -> None:
+        if self.tower not in ("clip", "hf"):
+            raise ConfigError(f"clip.text.tower must be 'clip' or 'hf', got {self.tower!r}")
+        if self.pooling not in ("mean", "cls"):
+            raise ConfigError(f"clip.text.pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.tower == "hf" and not self.hf_path:
+            raise ConfigError("clip.text.tower is 'hf' but clip.text.hf_path is empty: name a local model directory")
+        if self.hf_width < 0:
+            raise ConfigError(f"clip.text.hf_width must be >= 0, got {self.hf_width}")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ def create_model(
         base: pretrained CLIP weights: a ``transformers`` CLIP directory, an open_clip hub directory or an
             OpenAI/open_clip state-dict file. A directory's own config replaces the configured
             architecture (with its preprocessing constants); a bare file must fit the configured one.
-            ``None`` keeps the CLIP weights random (tests, benchmarks).
+            ``None`` keeps the CLIP weights random (tests, benchmarks). With ``clip.text.tower: hf`` the text
+            tower is built from ``clip.text.hf_path``; a CLIP checkpoint then supplies only the image tower
+            and logit scale, while a unialign ``base.safetensors`` restores the text tower too.
         device: where to put the model.
         **overrides: nested config overrides, e.g. ``moe={"top_k": 1}`` or ``grad_checkpointing=True``.
 
@@ -39,7 +41,10 @@ def create_model(
     if base is not None:
         checkpoint = load_clip_checkpoint(base)
         if checkpoint.config is not None:  # the weights carry their own architecture and preprocessing
-            cfg = replace(cfg, clip=checkpoint.config)
+            clip = checkpoint.config
+            if cfg.clip.text.tower != "clip":  # a pluggable text tower is configured, not taken from CLIP
+                clip = replace(clip, text=cfg.clip.text)
+            cfg = replace(cfg, clip=clip)
         cfg = replace(cfg, base=str(Path(base).resolve()))
     elif cfg.base:
         raise ConfigError(

@@ -3,13 +3,27 @@
     raw batch --tokenizer[m]--> tokens (B, L, D) --frozen CLIP blocks + MoE_m (Eq. 7-9)--> class token
     --frozen ln_post + projection--> unit-norm embedding (B, E) in CLIP's space
 
-Text is the anchor: it goes through the frozen CLIP text tower. Trainable: the experts and routers, the
-modality tokenizers' own weights and the teacher feature projectors; every CLIP weight is frozen.
+Text is the anchor: it goes through the frozen text tower, CLIP's own (paper) or, with ``clip.text.tower: hf``,
+a local Hugging Face encoder such as a sentence-transformers model (:mod:`unialign.backbone.text_towers`).
+Trainable: the experts and routers, the modality tokenizers' own weights and the teacher feature projectors;
+every CLIP weight is frozen.
+
+LiT-style base pretraining (an image tower trained against a frozen text encoder, e.g. the demo's small ViT
+against all-MiniLM-L6-v2) unfreezes base weights explicitly::
+
+    model = create_model(cfg)                     # cfg.base == "": the checkpoint stores base.safetensors
+    model.base.visual.requires_grad_(True)        # the image tower
+    model.set_text_projection_trainable(True)     # the text tower's projection into the shared space
+    opt = torch.optim.AdamW(model.trainable_parameters())
+
+The text encoder itself stays frozen (and, for the ``hf`` tower, in eval mode). Base weights are saved only
+when ``config.base`` is empty, so train them only on such a model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -18,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unialign.backbone.clip import CLIP
+from unialign.backbone.clip import CLIP, TextTransformer
 from unialign.backbone.convert import check_state_dict
+from unialign.backbone.text_towers import HF_PREFIX, resolve_text_config
 from unialign.config import ModelConfig, TeacherConfig
-from unialign.errors import InputError
+from unialign.errors import ConfigError, InputError
 from unialign.modalities import build_tokenizer
 from unialign.moe.moe_lora import MoELoRA
 
@@ -49,6 +64,9 @@ class UniAlign(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        text = resolve_text_config(cfg.clip.text)  # hf tower: absolute hf_path, hf_width from its config.json
+        if text != cfg.clip.text:
+            cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, text=text))
         self.config = cfg
         self.base = CLIP(cfg.clip)
         self.base.requires_grad_(False)
@@ -77,7 +95,15 @@ class UniAlign(nn.Module):
 
     @torch.no_grad()
     def load_base_state_dict(self, state_dict: dict[str, Tensor], source: Path | str = "<state dict>") -> None:
-        """Load frozen CLIP weights (unialign naming), checking every name and shape first."""
+        """Load frozen CLIP weights (unialign naming), checking every name and shape first.
+
+        With the ``hf`` text tower, a CLIP checkpoint (no ``text.model.*`` tensors) supplies the image tower
+        and ``logit_scale`` only: its CLIP text weights are dropped and the tower keeps the encoder read from
+        ``hf_path`` and its seeded projection. A full unialign base (``base.safetensors``) must fit exactly.
+        """
+        if self.config.clip.text.tower != "clip" and not any(k.startswith("text." + HF_PREFIX) for k in state_dict):
+            own = {k: v for k, v in self.base.state_dict().items() if k.startswith("text.")}
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("text.")} | own
         check_state_dict(self.base.state_dict(), state_dict, Path(source))
         self.base.load_state_dict(state_dict, strict=True)
 
@@ -95,8 +121,23 @@ class UniAlign(nn.Module):
         return ((n, p) for n, p in self.named_parameters() if p.requires_grad)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The parameters an optimizer should update; never a CLIP weight."""
+        """The parameters an optimizer should update; never a CLIP weight (unless unfrozen on purpose)."""
         return [p for _, p in self.named_trainable_parameters()]
+
+    def set_text_projection_trainable(self, flag: bool = True) -> None:
+        """Train (or freeze again) the text tower's projection ``base.text.text_projection`` (LiT-style base
+        pretraining; see the module docstring). The text encoder itself stays frozen.
+
+        Raises :class:`ConfigError` when `flag` is set on a model whose config names a base path: its
+        checkpoints do not store base weights, so the trained projection would be lost on saving.
+        """
+        if flag and self.config.base:
+            raise ConfigError(
+                f"cannot train the text projection of a model whose base weights come from {self.config.base!r}: "
+                "save_checkpoint stores base weights only when config.base is empty (set model.config = "
+                "dataclasses.replace(model.config, base='') to make the checkpoint carry them)"
+            )
+        self.base.text.text_projection.requires_grad_(flag)
 
     @contextlib.contextmanager
     def disable_adapters(self) -> Iterator[None]:
@@ -136,7 +177,10 @@ class UniAlign(nn.Module):
 
     @property
     def text_tokenizer(self):  # noqa: ANN201 - ClipTokenizer, imported lazily
-        """The CLIP BPE tokenizer (from the base checkpoint directory when it has one, else bundled)."""
+        """The CLIP BPE tokenizer (from the base checkpoint directory when it has one, else bundled); for the
+        ``hf`` text tower, its Hugging Face tokenizer (from ``hf_path``)."""
+        if not isinstance(self.base.text, TextTransformer):
+            return self.base.text.tokenizer
         if self._text_tokenizer is None:
             from unialign.backbone.tokenizer import ClipTokenizer
 
@@ -148,9 +192,20 @@ class UniAlign(nn.Module):
         return self._text_tokenizer
 
     def encode_text(self, texts: Sequence[str] | Tensor, normalize: bool = True) -> Tensor:
-        """Embedding (B, E) of strings (tokenized with CLIP BPE) or of token ids (B, L)."""
+        """Embedding (B, E) of strings (tokenized with CLIP BPE) or of token ids (B, L).
+
+        With the ``hf`` text tower only strings are accepted (its own tokenizer runs inside the tower).
+        """
         if isinstance(texts, str):
             raise InputError("encode_text takes a list of strings, not a single string")
+        if not isinstance(self.base.text, TextTransformer):
+            if isinstance(texts, Tensor):
+                raise InputError(
+                    f"the {self.config.clip.text.tower!r} text tower ({self.config.clip.text.hf_path}) takes a list "
+                    "of strings; token ids are not supported"
+                )
+            emb = self.base.text.encode(list(texts))
+            return F.normalize(emb, dim=-1) if normalize else emb
         if isinstance(texts, Tensor):
             ids = texts
         else:

@@ -211,14 +211,28 @@ class TextTransformer(nn.Module):
         return x[torch.arange(ids.shape[0], device=ids.device), pos] @ self.text_projection
 
 
+def build_text_tower(cfg: TextConfig, embed_dim: int) -> nn.Module:
+    """The text tower `cfg.tower` names: CLIP's :class:`TextTransformer` (``clip``) or an
+    :class:`~unialign.backbone.text_towers.HFTextTower` (``hf``, a local Hugging Face encoder)."""
+    if cfg.tower == "hf":
+        from unialign.backbone.text_towers import HFTextTower
+
+        return HFTextTower(cfg, embed_dim)
+    return TextTransformer(cfg, embed_dim)
+
+
 class CLIP(nn.Module):
-    """A CLIP model: image tower ``visual``, text tower ``text`` and the learned ``logit_scale``."""
+    """A CLIP model: image tower ``visual``, text tower ``text`` and the learned ``logit_scale``.
+
+    ``text`` is CLIP's text transformer or, with ``cfg.text.tower == "hf"``, a Hugging Face encoder
+    (:mod:`unialign.backbone.text_towers`); either way its weights live under ``text.`` in the state dict.
+    """
 
     def __init__(self, cfg: ClipConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer(cfg.vision, cfg.embed_dim)
-        self.text = TextTransformer(cfg.text, cfg.embed_dim)
+        self.text = build_text_tower(cfg.text, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(cfg.init_logit_scale))
 
     def encode_image(self, x: Tensor, normalize: bool = False) -> Tensor:
@@ -226,7 +240,7 @@ class CLIP(nn.Module):
         e = self.visual(x)
         return F.normalize(e, dim=-1) if normalize else e
 
-    def encode_text(self, ids: Tensor, normalize: bool = False) -> Tensor:
-        """Text embedding (B, E) of token ids (B, L)."""
-        e = self.text(ids)
+    def encode_text(self, ids: Tensor | Sequence[str], normalize: bool = False) -> Tensor:
+        """Text embedding (B, E) of token ids (B, L) (CLIP tower) or of a list of strings (``hf`` tower)."""
+        e = self.text(ids) if isinstance(self.text, TextTransformer) else self.text.encode(ids)
         return F.normalize(e, dim=-1) if normalize else e
