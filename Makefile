@@ -17,9 +17,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	@echo "The end-to-end demo (train + evaluate on built-in data) arrives with issue #6."
-	@echo "Until then, this shows the paper's model as configured:"
-	$(VENV)/bin/unialign info configs/unialign_vitb16.yaml
+	$(VENV)/bin/unialign demo --out runs/demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_moe.py

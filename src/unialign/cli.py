@@ -69,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     from unialign.data import teacher_cache
 
     from unialign import finetune
+    from unialign.demo import run as demo_run
     from unialign.eval import run as eval_run
 
     teacher_cache.add_parser(sub)
     eval_run.add_parser(sub)
     finetune.add_parser(sub)
+    demo_run.add_parser(sub)
     inference_cli.add_parsers(sub)
     return parser
 
@@ -89,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_info(args.config, args.overrides, args.json)
         if args.command == "train":
             return cmd_train(args.config, args.overrides, args.resume, args.max_steps)
-        if args.command in ("cache-teacher", "eval", "finetune"):
+        if args.command in ("cache-teacher", "eval", "finetune", "demo"):
             return int(args.func(args) or 0)
         return cmd_list()
     except UniAlignError as exc:

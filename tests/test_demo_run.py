@@ -1,0 +1,96 @@
+"""The end-to-end demo (`unialign demo`) at size "small": world, teacher cache, training, eval, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("trimesh")
+
+import unialign  # noqa: E402
+from unialign.demo.run import PointNetLite, add_parser, run_demo  # noqa: E402
+
+MODALITIES = ("image", "video", "depth", "point", "audio")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, size="small", steps=6, seed=0, progress=False)
+
+
+def test_report_files_name_every_modality(demo: tuple[Path, dict]) -> None:
+    out, result = demo
+    html_path, md_path = Path(result["paths"]["report_html"]), Path(result["paths"]["report_md"])
+    assert html_path == out / "report.html" and md_path == out / "report.md"
+    html, md = html_path.read_text(), md_path.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+    for text in (html, md):
+        for section in ("Zero-shot classification", "Cross-modal retrieval", "Training curves",
+                        "Confusion matrices", "Retrieval gallery", "Composed queries", "Embedding map"):
+            assert section in text, section
+        for modality in MODALITIES:
+            assert modality in text, modality
+        assert "random-init" in text and "pretrain_base" in text  # the pending base step is stated
+    for ref in [line for line in md.splitlines() if line.startswith("![")]:
+        assert (out / ref[ref.index("](") + 2:-1]).is_file()
+
+
+def test_results_have_zero_shot_numbers_per_modality(demo: tuple[Path, dict]) -> None:
+    out, result = demo
+    assert set(result["zero_shot"]) == set(MODALITIES)
+    for modality, z in result["zero_shot"].items():
+        assert 0.0 <= z["top1"] <= z["top5"] <= 1.0, modality
+        assert z["chance"] == pytest.approx(1.0 / z["num_classes"])
+        assert z["num_samples"] > 0 and z["num_skipped"] == 0
+    for modality in MODALITIES:
+        for key in (f"{modality}->text", f"text->{modality}"):
+            r = result["retrieval"][key]
+            assert 0.0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 1.0
+    assert result["steps"] == 6 and result["base"] == "random-init" and result["base_pending"]
+    assert math.isfinite(result["train"]["final_loss"])
+    assert json.loads((out / "results.json").read_text())["zero_shot"] == result["zero_shot"]
+
+
+def test_all_four_objectives_ran(demo: tuple[Path, dict]) -> None:
+    _, result = demo
+    keys = set()
+    for line in Path(result["paths"]["metrics_jsonl"]).read_text().splitlines():
+        keys |= set(json.loads(line))
+    assert {"point/nce_loss", "point/soft_bind_loss", "point/anchor_distil_loss",
+            "point/feat_align_loss/point_teacher"} <= keys
+    for modality in MODALITIES:
+        assert f"{modality}/nce_loss" in keys
+
+
+def test_checkpoint_loads_and_encodes(demo: tuple[Path, dict]) -> None:
+    _, result = demo
+    model = unialign.load(result["paths"]["checkpoint"]).eval()
+    assert model.config.name == "unialign-demo"
+    assert set(MODALITIES) <= set(model.config.modalities)
+    with torch.no_grad():
+        emb = model.encode_text(["a point cloud of a cube."])
+    assert emb.shape == (1, model.config.clip.embed_dim)
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(1), atol=1e-4)
+
+
+def test_teacher_stand_in_features() -> None:
+    net = PointNetLite(num_classes=6, dim=32).eval()
+    with torch.no_grad():
+        assert net.features(torch.randn(4, 128, 3)).shape == (4, 32)
+        assert net(torch.randn(4, 128, 3)).shape == (4, 6)
+
+
+def test_parser() -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["demo", "--size", "small", "--steps", "3", "--out", "x"])
+    assert (args.size, args.steps, args.out) == ("small", 3, "x") and callable(args.func)
+    args = parser.parse_args(["demo"])
+    assert (args.size, args.steps, args.out) == ("full", None, "runs/demo")
