@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from unialign.data.manifest import DatasetConfig, ManifestDataset, load_input, read_classnames
 from unialign.errors import InputError
 from unialign.eval.metrics import topk_accuracy
-from unialign.eval.zeroshot import class_embeddings, mean_views
+from unialign.eval.zeroshot import class_embeddings, encode_views
 from unialign.model import UniAlign
 
 MODES = ("adapters", "linear")
@@ -94,17 +94,10 @@ def _views(ds: ManifestDataset, index: int, seed: int, train: bool) -> Tensor:
     return load_input(ds.modality, ds.records[index].paths, train, ds.model_config, seed)
 
 
-def embed(model: UniAlign, modality: str, views: list[Tensor]) -> Tensor:
-    """Unit-norm per-sample embeddings (B, E) of view stacks (V_i, ...): views encoded, mean, re-normalised."""
-    device = next(model.parameters()).device
-    emb = model.encode(modality, torch.cat(views).to(device)).float()  # (sum V_i, E)
-    return mean_views(emb, [int(v.shape[0]) for v in views])
-
-
 @torch.no_grad()
 def embed_dataset(model: UniAlign, ds: ManifestDataset, batch_size: int) -> Tensor:
     """Eval-mode (no augmentation) embeddings (N, E) of every sample of `ds`."""
-    out = [embed(model, ds.modality, [_views(ds, i, 0, False) for i in range(s, min(s + batch_size, len(ds)))])
+    out = [encode_views(model, ds.modality, [_views(ds, i, 0, False) for i in range(s, min(s + batch_size, len(ds)))])
            for s in range(0, len(ds), batch_size)]
     return torch.cat(out)
 
@@ -192,7 +185,7 @@ def finetune(
                     emb = feats[idx.to(feats.device)]
                 else:
                     aug = seed * 1_000_003 + epoch * len(train_ds)
-                    emb = embed(model, modality, [_views(train_ds, int(i), aug + int(i), True) for i in idx])
+                    emb = encode_views(model, modality, [_views(train_ds, int(i), aug + int(i), True) for i in idx])
                 logits = head(emb)  # (B, C)
                 loss = F.cross_entropy(logits, y)
                 opt.zero_grad(set_to_none=True)
@@ -297,5 +290,5 @@ def run_from_args(args: argparse.Namespace) -> int:
                         device=args.device, progress=not args.no_progress)
 
 
-__all__ = ["MODES", "FinetuneResult", "add_parser", "cmd_finetune", "embed", "embed_dataset", "finetune",
+__all__ = ["MODES", "FinetuneResult", "add_parser", "cmd_finetune", "embed_dataset", "finetune",
            "init_head", "parse_classnames", "run_from_args", "tuned_parameter_names"]

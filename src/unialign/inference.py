@@ -13,7 +13,7 @@ import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +50,6 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _load_one(model: UniAlign, modality: str, path: str) -> tuple[Tensor | None, str | None]:
@@ -181,11 +176,11 @@ def encode_texts(model: UniAlign, texts: Sequence[str], batch_size: int = 64,
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            parts = [model.encode_text(list(chunk)).float().cpu() for chunk in _chunks(texts, batch_size)]
+        from unialign.eval.zeroshot import text_embeddings  # the one chunked encode-and-normalise
+
+        return text_embeddings(model, texts, batch_size).cpu()
     finally:
         model.train(was_training)
-    return F.normalize(torch.cat(parts), dim=-1)
 
 
 def encode_labels(model: UniAlign, labels: Sequence[str], templates: Sequence[str] | str | None = None,

@@ -141,11 +141,11 @@ def mean_views(emb: Tensor, counts: Sequence[int]) -> Tensor:
     return F.normalize(torch.stack([p.mean(dim=0) for p in parts]), dim=-1)
 
 
-@torch.no_grad()
 def encode_views(model: torch.nn.Module, modality: str, samples: Sequence[Tensor]) -> Tensor:
     """Encode files given as view stacks (V_i, ...) -> (B, E): views flattened, encoded, averaged per file.
 
-    Files may have different view counts V_i but must agree on the per-view shape.
+    Files may have different view counts V_i but must agree on the per-view shape. Runs in the caller's
+    grad mode: evaluation wraps it in ``torch.no_grad()``, fine-tuning back-propagates through it.
     """
     if not samples:
         raise InputError("no samples to encode")
