@@ -9,39 +9,54 @@ and on the paper's ViT-B/16 (random weights, fp32, inference mode), and reports
 * audio: filterbank real-time factor on ONE thread, and whole-file loading of a 10 s wav (3 eval clips);
 * video: PyAV decode frames per second, and whole-file loading of a 10 s 320x240 mp4 (2 clips x 3 crops).
 
-    python benchmarks/bench_preprocess.py [--repeats 3]
+The goal is stated for the paper model; against the 2-block tiny test model the ratios are informational.
+``--quick`` measures against the tiny model only, with one repeat (a smoke test).
+
+    python benchmarks/bench_preprocess.py [--repeats 3] [--archs test-tiny ViT-B-16] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import tempfile
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import av
 import numpy as np
 import soundfile as sf
 import torch
+from _common import (
+    PAPER_ARCH,
+    QUICK_ARCH,
+    RESULTS_DIR,
+    add_common_args,
+    figure,
+    judged_on,
+    parse_args,
+    rate,
+    write_result,
+)
 
 import unialign
 from unialign.ops.fbank import fbank
 from unialign.ops.pointops import group_points
 from unialign.preprocess import load
 
-
-def rate(fn: Callable[[], object], items: float, repeats: int) -> float:
-    """Items per second of `fn` (median of `repeats` timed runs after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return items / statistics.median(times)
+# Per architecture: the bundled model measured, and one file's eval input of each modality
+# (audio: 3 clips of T frames, video: 2 clips x 3 crops of F frames); rates are divided by the views per file.
+MODELS = {QUICK_ARCH: "unialign-test-tiny", PAPER_ARCH: "unialign-vitb16"}
+ENCODE_SHAPES = {
+    QUICK_ARCH: {"point": (8, 8192, 3), "audio": (3, 48, 16), "video": (6, 3, 4, 32, 32)},
+    PAPER_ARCH: {"point": (8, 8192, 3), "audio": (3, 498, 128), "video": (6, 3, 8, 224, 224)},
+}
+VIEWS_PER_FILE = {"point": 1, "audio": 3, "video": 6}
+RATIOS = {  # figure key -> (preprocessing rate key, modality)
+    "point_grouping_vs_point_encode": ("point_grouping_clouds_per_s", "point"),
+    "audio_loading_vs_audio_encode": ("audio_files_per_s", "audio"),
+    "video_loading_vs_video_encode": ("video_files_per_s", "video"),
+}
 
 
 def write_media(folder: Path) -> tuple[Path, Path]:
@@ -67,7 +82,7 @@ def encode_rates(model: unialign.UniAlign, shapes: dict[str, tuple[int, ...]], r
     for modality, shape in shapes.items():
         x = torch.randn(shape)
 
-        def run() -> None:
+        def run(modality: str = modality, x: torch.Tensor = x) -> None:
             with torch.inference_mode():
                 model.encode(modality, x)
 
@@ -75,64 +90,64 @@ def encode_rates(model: unialign.UniAlign, shapes: dict[str, tuple[int, ...]], r
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "preprocess.json"))
-    args = parser.parse_args()
-    torch.manual_seed(0)
+def preprocess_rates(repeats: int) -> dict[str, float]:
+    """Preprocessing rates: point grouping, filterbank (one thread), whole-file audio/video loads, decoding."""
     paper = unialign.load_model_config("unialign-vitb16")
-    results: dict[str, object] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-
     points = torch.randn(8, 8192, 3)
-    pre = {"point_grouping_clouds_per_s": rate(lambda: group_points(points, 512, 32), 8, args.repeats)}
+    pre = {"point_grouping_clouds_per_s": rate(lambda: group_points(points, 512, 32), 8, repeats)}
     wave = torch.randn(16000 * 10)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    fb_rate = rate(lambda: fbank(wave, 16000, num_mel_bins=128), 10.0, args.repeats)  # audio seconds / s
+    fb_rate = rate(lambda: fbank(wave, 16000, num_mel_bins=128), 10.0, repeats)  # audio seconds / s
     torch.set_num_threads(threads)
     pre["fbank_real_time_factor_1_thread"] = fb_rate
     with tempfile.TemporaryDirectory() as tmp:
         wav, mp4 = write_media(Path(tmp))
-        pre["audio_files_per_s"] = rate(lambda: load("audio", wav, config=paper), 1, args.repeats)
-        pre["video_files_per_s"] = rate(lambda: load("video", mp4, config=paper), 1, args.repeats)
+        pre["audio_files_per_s"] = rate(lambda: load("audio", wav, config=paper), 1, repeats)
+        pre["video_files_per_s"] = rate(lambda: load("video", mp4, config=paper), 1, repeats)
 
         def decode_all() -> None:
             with av.open(str(mp4)) as c:
                 for _ in c.decode(video=0):
                     pass
 
-        pre["video_decode_frames_per_s"] = rate(decode_all, 250, args.repeats)
-    results["preprocess"] = pre
+        pre["video_decode_frames_per_s"] = rate(decode_all, 250, repeats)
+    return pre
 
-    tiny = unialign.create_model("unialign-test-tiny").eval()
-    big = unialign.create_model(paper).eval()
-    # one file = its eval views: audio 3 clips of 498 frames, video 2 clips x 3 crops of 8 frames
-    enc = {
-        "tiny": encode_rates(tiny, {"point": (8, 8192, 3), "audio": (3, 48, 16), "video": (6, 3, 4, 32, 32)},
-                             args.repeats),
-        "ViT-B-16": encode_rates(big, {"point": (8, 8192, 3), "audio": (3, 498, 128), "video": (6, 3, 8, 224, 224)},
-                                 1),
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Measure and write ``preprocess.json``; returns what was written."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 3; --quick: 1)")
+    parser.add_argument("--archs", nargs="+", choices=list(MODELS), default=None,
+                        help=f"models to compare with (default: both; --quick: {QUICK_ARCH})")
+    add_common_args(parser, RESULTS_DIR / "preprocess.json")
+    args, command = parse_args(parser, argv, __file__)
+    repeats = args.repeats or (1 if args.quick else 3)
+    archs = args.archs or ([QUICK_ARCH] if args.quick else list(MODELS))
+    torch.manual_seed(0)
+    pre = preprocess_rates(repeats)
+    # the paper model's encode is slow (seconds per call), so it is timed once after its warm-up
+    enc = {arch: encode_rates(unialign.create_model(MODELS[arch]).eval(), ENCODE_SHAPES[arch],
+                              repeats if arch == QUICK_ARCH else 1) for arch in archs}
+    for e in enc.values():
+        for modality, views in VIEWS_PER_FILE.items():
+            e[modality] /= views
+    ratios, figures = {}, []
+    for arch, e in enc.items():
+        judged, note = judged_on(arch)
+        ratios[arch] = {key: pre[rate_key] / e[modality] for key, (rate_key, modality) in RATIOS.items()}
+        for key, (rate_key, modality) in RATIOS.items():
+            figures.append(figure(f"{key.replace('_', ' ')} ({arch})", ratios[arch][key],
+                                  f"{modality} encode rate of {arch} (per file: all eval views; fp32)",
+                                  at_least=1.0, judged=judged, note=note))
+    details = {
+        "repeats": repeats, "threads": torch.get_num_threads(), "preprocess": pre, "encode_samples_per_s": enc,
+        "ratios_goal_at_least_1": ratios,
+        "note": ("point encode includes the tokenizer's own grouping; rates are per file (all eval views). "
+                 "fbank real-time factor = seconds of 16 kHz audio processed per second on one thread."),
     }
-    enc["tiny"]["audio"] /= 3
-    enc["tiny"]["video"] /= 6
-    enc["ViT-B-16"]["audio"] /= 3
-    enc["ViT-B-16"]["video"] /= 6
-    results["encode_samples_per_s"] = enc
-    ratios = {}
-    for name, e in enc.items():
-        ratios[name] = {
-            "point_grouping_vs_point_encode": pre["point_grouping_clouds_per_s"] / e["point"],
-            "audio_loading_vs_audio_encode": pre["audio_files_per_s"] / e["audio"],
-            "video_loading_vs_video_encode": pre["video_files_per_s"] / e["video"],
-        }
-    results["ratios_goal_at_least_1"] = ratios
-    results["note"] = ("point encode includes the tokenizer's own grouping; rates are per file (all eval views). "
-                       "fbank real-time factor = seconds of 16 kHz audio processed per second on one thread.")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    return write_result(args.out, "preprocess", figures, details, quick=args.quick, command=command)
 
 
 if __name__ == "__main__":
