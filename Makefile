@@ -19,8 +19,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/unialign demo --out runs/demo
 
+# The whole performance suite -> benchmarks/results/*.json + SUMMARY.md; `make bench BENCH_ARGS=--quick` for a smoke test.
 bench: $(STAMP)
-	$(PY) benchmarks/bench_moe.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 info: $(STAMP)
 	$(VENV)/bin/unialign info configs/unialign_vitb16.yaml
