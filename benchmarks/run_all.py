@@ -62,6 +62,8 @@ def benchmark_section(name: str, result: dict[str, Any], fresh: bool) -> list[st
     lines = [f"## {name}: {BENCHMARKS[name]}", ""]
     if "error" in result:
         return lines + [f"Error: `{result['error']}` (traceback in the run's output).", ""]
+    if "figures" not in result:
+        return lines + [f"An earlier JSON without figures (older format): rerun with `--only {name}`.", ""]
     when = "" if fresh else f" (an earlier run, {result.get('finished', '?')})"
     mode = "quick" if result.get("quick") else "full"
     lines += [f"`{result.get('command', '?')}`: {mode} mode{when}.", ""]
