@@ -19,6 +19,7 @@ from unialign.losses import (
     similarity,
     soft_bind_all,
     soft_bind_loss,
+    soft_bind_term,
     total_loss,
 )
 
@@ -191,6 +192,32 @@ def test_soft_bind_zero_when_student_equals_target_and_grads() -> None:
     assert x1.grad is not None and x1.grad.abs().sum() > 0
     assert x2.grad is not None and x2.grad.abs().sum() > 0
     assert y1.grad is None and y2.grad is None  # the label-text targets are detached
+
+
+@pytest.mark.parametrize("direction", DIRS)
+def test_soft_bind_term_is_one_half_of_eq11(direction: str) -> None:
+    x1, y1, labels1 = unit(3, 6, 10), unit(3, 6, 11), unit(4, 6, 12)
+    x2, y2, labels2 = unit(2, 6, 13), unit(2, 6, 14), unit(5, 6, 15)
+    half = soft_bind_term(x1, y1, labels2, 0.1, direction).item()
+    assert half == pytest.approx(np_kl(np_sim(y1, labels2, 0.1), np_sim(x1, labels2, 0.1), direction), rel=1e-9)
+    both = half + soft_bind_term(x2, y2, labels1, 0.1, direction).item()
+    assert both == pytest.approx(soft_bind_loss(x1, y1, labels2, x2, y2, labels1, 0.1, direction)["soft_bind_loss"].item())
+
+
+def test_soft_bind_term_stays_finite_where_probabilities_underflow() -> None:
+    # float32, tau 0.01: the student's probability of the target's class underflows to 0
+    # (exp(-160)), so KL in probability space is inf; the log-space form gives the exact finite value.
+    labels = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    y = torch.tensor([[1.0, 0.0]])  # target: class 0, probability ~1
+    x = torch.tensor([[-0.8, 0.6]], requires_grad=True)  # student: class 1, log q_0 = -80 - 80
+    prob_space = kl_div(similarity(y, labels, 0.01), similarity(x, labels, 0.01))
+    assert not torch.isfinite(prob_space)
+    got = soft_bind_term(x, y, labels, 0.01)
+    assert torch.isfinite(got) and got.item() == pytest.approx(160.0, rel=1e-4)
+    got.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    with pytest.raises(InputError, match="own label text"):
+        soft_bind_term(unit(3, 2, 1), unit(2, 2, 2), labels)
 
 
 def test_soft_bind_all_averages_pairs_of_different_modalities() -> None:

@@ -12,6 +12,7 @@ from unialign.losses.alignment import (
     similarity,
     soft_bind_all,
     soft_bind_loss,
+    soft_bind_term,
 )
 from unialign.losses.objective import TERM_WEIGHTS, LossWeights, nce_loss, total_loss
 
@@ -26,5 +27,6 @@ __all__ = [
     "similarity",
     "soft_bind_all",
     "soft_bind_loss",
+    "soft_bind_term",
     "total_loss",
 ]

@@ -122,6 +122,35 @@ def _distil_term(
     return kl_div(log_p, log_q, direction, log_input=True)
 
 
+def soft_bind_term(
+    x: Tensor, y: Tensor, labels: Tensor, temperature: float | Tensor = 0.01,
+    direction: KLDirection = "target_student", *, normalize: bool = True,
+) -> Tensor:
+    """One half of Eq. 11: ``KL(S(y, labels) vs S(x, labels))``, the target ``S(y, .)`` detached.
+
+    Computed from log-softmax (Eq. 10 in log space), so a sharp target against a student whose
+    probability underflows stays finite, unlike the probability-space form.
+
+    Args:
+        x: ``(B, E)`` samples of one modality.
+        y: ``(B, E)`` text embeddings of each sample's own class label.
+        labels: ``(N, E)`` text embeddings of another dataset's class labels.
+        temperature, direction, normalize: see :func:`similarity` and :func:`kl_div`.
+
+    Returns:
+        Scalar: the KL averaged over the B samples.
+    """
+    _check_temperature(temperature)
+    _check_direction(direction)
+    _check_rows("x", x)
+    _check_rows("y", y, x.shape[1])
+    _check_rows("labels", labels, x.shape[1])
+    if y.shape[0] != x.shape[0]:
+        raise InputError(f"each sample needs its own label text: x {tuple(x.shape)} vs y {tuple(y.shape)}")
+    x, y, labels = (_maybe_normalize(t, normalize) for t in (x, y, labels))
+    return _distil_term((x, labels), (y, labels), temperature, direction)
+
+
 def soft_bind_loss(
     x1: Tensor,
     y1: Tensor,

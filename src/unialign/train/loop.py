@@ -40,7 +40,7 @@ from unialign.checkpoint import ADAPTERS, load_train_state, resolve_checkpoint, 
 from unialign.config import to_dict
 from unialign.errors import UniAlignError
 from unialign.factory import create_model
-from unialign.losses import anchor_distil_loss, kl_div, model_distil_loss, nce_loss, similarity
+from unialign.losses import anchor_distil_loss, model_distil_loss, nce_loss, soft_bind_term
 from unialign.train.config import TrainConfig
 from unialign.train.distributed import (
     DistInfo, all_gather_with_grad, any_rank, average_buffers, init_distributed, sum_gradients,
@@ -159,11 +159,7 @@ class Trainer:
                 if self._kind(self.sources[name].modality) != kind
             ]
             if others:
-                sb = sum(
-                    kl_div(similarity(own, bank, lc.temperature), similarity(xg, bank, lc.temperature),
-                           direction=lc.direction)
-                    for bank in others
-                )
+                sb = sum(soft_bind_term(xg, own, bank, lc.temperature, lc.direction) for bank in others)
                 terms["soft_bind_loss"] = lc.soft_bind * sb / len(others)
         if lc.model_distil and mb.teacher:
             terms.update(self._model_distil(mb, x, xg, t))
