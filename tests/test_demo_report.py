@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ pytest.importorskip("matplotlib")
 from PIL import Image
 
 from media import write_media_files
+from unialign.demo.render_check import PROBE_SCRIPT, check_report, find_browser
 from unialign.demo.report import DemoResults, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -121,22 +119,27 @@ def test_markdown_links_existing_pngs(report: tuple[Path, Path]) -> None:
     assert "http://" not in md and "https://" not in md
 
 
-def _chromium() -> str | None:
-    if Path("/usr/bin/chromium").exists():
-        return "/usr/bin/chromium"
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no chromium to render the HTML")
-def test_chromium_renders_report(report: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium to render the HTML (apt-get install "
+                    "chromium-headless-shell; make demo installs it when run as root)")
+def test_chromium_renders_report_with_every_image(report: tuple[Path, Path], tmp_path: Path) -> None:
     html_path, _ = report
-    shot = tmp_path / "out.png"
-    profile = tempfile.mkdtemp(dir=tmp_path)
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-           f"--screenshot={shot}", "--window-size=1200,3000", html_path.resolve().as_uri()]
-    subprocess.run(cmd, check=False, capture_output=True, timeout=60)
-    assert shot.is_file() and shot.read_bytes().startswith(PNG_SIGNATURE)
-    with Image.open(shot) as im:
+    check = check_report(html_path, screenshot=tmp_path / "out.png")
+    assert check.ok, check.problem
+    assert check.images == check.expected == html_path.read_text().count("<img ") > 5 and check.broken == 0
+    with Image.open(check.screenshot) as im:
         arr = np.asarray(im.convert("L"))
-    assert arr.shape == (3000, 1200) and arr.std() > 5  # not a blank page
+    assert arr.shape == (4000, 1280) and arr.std() > 5  # not a blank page
+
+
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium")
+def test_chromium_check_catches_a_broken_image(tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text('<html><body><img src="data:image/png;base64,bm90IGEgcG5n">'
+                    f"<script>{PROBE_SCRIPT}</script></body></html>")
+    check = check_report(page)
+    assert not check.ok and check.broken == 1 and "1 of 1 images failed" in check.problem
+
+
+def test_render_check_without_browser_says_so(report: tuple[Path, Path], tmp_path: Path) -> None:
+    check = check_report(report[0], browser=str(tmp_path / "no-such-chromium"))
+    assert not check.ok and "no-such-chromium exited 127" in check.problem and "could not start" in check.problem

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from unialign.demo.render_check import PROBE_SCRIPT
+
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.2em}th,td{border:1px solid #ccc;padding:3px 9px;text-align:right}
 th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}figure{margin:.8em 0}
@@ -434,6 +436,7 @@ def write_report(out_dir: Path, results: DemoResults) -> tuple[Path, Path]:
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     html_path.write_text(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
                          f"{html.escape(res.title)}</title><style>{_CSS}</style></head><body>\n"
-                         + "\n".join(doc.html) + "\n</body></html>\n", encoding="utf-8")
+                         + "\n".join(doc.html) + f"\n<script>{PROBE_SCRIPT}</script>\n</body></html>\n",
+                         encoding="utf-8")
     md_path.write_text("\n".join(doc.md), encoding="utf-8")
     return html_path, md_path
