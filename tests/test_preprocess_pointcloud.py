@@ -183,7 +183,9 @@ def test_bad_files_raise_preprocess_error_naming_the_file(tmp_path: Path) -> Non
     ply = write_ply(tmp_path / "full.ply", cloud(50).astype(np.float32), binary=True).read_bytes()
     (tmp_path / "cut.ply").write_bytes(ply[: len(ply) - 100])
     (tmp_path / "p.pcd").write_text("1 2 3\n")
+    np.save(tmp_path / "complex.npy", cloud(20) + 1j)
     expect = {
+        "complex.npy": "real numbers",
         "zero.npy": "zero points", "nan.npy": "NaN", "inf.xyz": "NaN or infinite", "twocol.npy": "columns",
         "ragged.txt": "column counts", "words.xyz": "non-numeric", "same.npy": "identical",
         "cut.npy": "cannot read", "junk.npz": "cannot read", "many.npz": "no array named", "empty.ply": "empty",

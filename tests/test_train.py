@@ -151,3 +151,27 @@ def test_tar_shards_train_beside_manifest_datasets(world: dict, tmp_path: Path) 
     tr.run(progress=False)
     line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "point/anchor_distil_loss" in line and "point/soft_bind_loss" in line and "image/nce_loss" in line
+
+
+def test_collective_timeout_reaches_the_process_group(world: dict, tmp_path: Path, monkeypatch) -> None:
+    import unialign.train.loop as loop
+
+    seen = []
+    real = loop.init_distributed
+    monkeypatch.setattr(loop, "init_distributed", lambda timeout_s=600: seen.append(timeout_s) or real(timeout_s))
+    _trainer(world, tmp_path, collective_timeout_s=42)
+    assert seen == [42]
+
+
+def test_resume_drops_metric_lines_logged_after_the_checkpoint(world: dict, tmp_path: Path) -> None:
+    first = _trainer(world, tmp_path, steps=6)
+    first.run(max_steps=3, progress=False)  # checkpoint at step 3, lines for steps 1-3
+    with open(tmp_path / "metrics.jsonl", "a") as f:  # what a run killed after logging step 4-5 leaves
+        f.write(json.dumps({"step": 4, "loss": 1.0}) + "\n" + json.dumps({"step": 5, "loss": 1.0}) + "\n")
+        f.write('{"step": 6, "lo')  # torn by the kill
+    del first
+    second = _trainer(world, tmp_path, steps=6)
+    assert second.resume() and second.step == 3
+    second.run(progress=False)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]

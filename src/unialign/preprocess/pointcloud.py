@@ -92,8 +92,8 @@ def split_columns(path: Path, arr: np.ndarray, layout: str) -> RawCloud:
         arr = arr[0]
     if arr.ndim != 2:
         raise PreprocessError(path, f"expected a (points, columns) array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise PreprocessError(path, f"expected numbers, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise PreprocessError(path, f"expected real numbers, got dtype {arr.dtype}")
     k = arr.shape[1]
     if k < 3:
         raise PreprocessError(path, f"expected at least 3 columns (x y z), got {k}")

@@ -51,6 +51,7 @@ class RunConfig:
     log_every: int = 10  # steps between metric lines
     save_every: int = 500  # steps between checkpoints (also saved at the end)
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+    collective_timeout_s: int = 600  # a rank waiting longer than this in a collective ends the job
     aug_views: int = 0  # restrict augmentation seeds to K cached teacher views per sample (0 = any)
     tensorboard: bool = True  # also log to TensorBoard when it is installed
 

@@ -59,7 +59,7 @@ class Trainer:
         from unialign.data import MixedModalitySampler, build_datasets, build_shard_datasets, split_batch
 
         self.cfg = cfg
-        self.info = info or init_distributed()
+        self.info = info or init_distributed(cfg.train.collective_timeout_s)
         torch.manual_seed(cfg.train.seed)
         self.model = create_model(
             cfg.model, base=cfg.base or None, grad_checkpointing=cfg.train.grad_checkpointing
@@ -292,7 +292,27 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.bad_streak, self.skipped_steps = state["step"], state["bad_streak"], state["skipped_steps"]
+        if self.info.is_main:
+            self._trim_metrics()
         return True
+
+    def _trim_metrics(self) -> None:
+        """Drop ``metrics.jsonl`` lines logged after the checkpoint's step (a killed run logged steps that
+        the resumed run repeats) and a torn last line; rewritten atomically."""
+        path = self.out / "metrics.jsonl"
+        if not path.is_file():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn by the kill
+            if isinstance(row, dict) and int(row.get("step", 0)) <= self.step:
+                keep.append(line)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        tmp.replace(path)
 
     # ------------------------------------------------------------------ the loop
 
