@@ -107,9 +107,24 @@ def test_builds_are_seeded_and_stamped(world: World, tmp_path: Path) -> None:
     same = build_world(world.root, size="small", seed=0, use_real_assets=False)
     assert (stamp.stat().st_mtime_ns, (world.root / files[0]).stat().st_mtime_ns) == before
     assert same.datasets == world.datasets and load_world(world.root).datasets == world.datasets
-    assert json.loads(stamp.read_text())["params"] == {"size": "small", "seed": 0, "use_real_assets": False}
+    assert json.loads(stamp.read_text())["params"] == {"size": "small", "seed": 0, "use_real_assets": False,
+                                                       "assets": []}
     rebuilt = build_world(tmp_path / "b", size="small", seed=2, use_real_assets=False)  # new params: regenerate
     assert rebuilt.seed == 2 and (tmp_path / "b" / files[0]).read_bytes() != (world.root / files[0]).read_bytes()
+
+
+def test_installing_an_asset_later_rebuilds_the_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unialign.demo.world as W
+
+    first = build_world(tmp_path, size="small", seed=0, use_real_assets=False)
+    stamp = tmp_path / "world.json"
+    before = stamp.stat().st_mtime_ns
+    assert build_world(tmp_path, size="small", seed=0, use_real_assets=False).datasets == first.datasets
+    assert stamp.stat().st_mtime_ns == before  # nothing changed: reused
+    monkeypatch.setattr(W, "available_assets", lambda use_real_assets=True: ["espeak-ng"])
+    build_world(tmp_path, size="small", seed=0, use_real_assets=False)
+    assert stamp.stat().st_mtime_ns != before
+    assert json.loads(stamp.read_text())["params"]["assets"] == ["espeak-ng"]
 
 
 def test_spoken_words_with_a_speech_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

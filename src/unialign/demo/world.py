@@ -33,8 +33,8 @@ import numpy as np
 
 from unialign.demo import assets as A
 
-WORLD_VERSION = 1  # bump when generation changes: stamps of other versions are rebuilt
-SIZES = {"small": (3, 2), "full": (40, 12)}  # size -> (train, eval) samples per class
+WORLD_VERSION = 2  # bump when generation changes: stamps of other versions are rebuilt
+SIZES = {"small": (3, 2), "full": (64, 12)}  # size -> (train, eval) samples per class
 IMAGE_SIZE = 64  # rendered images, depth maps and video frames (pixels)
 NUM_POINTS = 1024  # points per point cloud
 NUM_FRAMES = 8  # frames per video
@@ -137,8 +137,17 @@ class World:
                 "datasets": {k: v.to_json() for k, v in self.datasets.items()}}
 
 
+def available_assets(use_real_assets: bool = True) -> list[str]:
+    """The real-asset sources installed now (speech tools, the emoji font): part of the world's stamp, so
+    installing one later rebuilds the datasets that use it."""
+    if not use_real_assets:
+        return []
+    return A.speech_tools() + (["noto-color-emoji"] if Path(A.EMOJI_FONT).is_file() else [])
+
+
 def _params(size: str, seed: int, use_real_assets: bool) -> dict[str, Any]:
-    return {"size": size, "seed": int(seed), "use_real_assets": bool(use_real_assets)}
+    return {"size": size, "seed": int(seed), "use_real_assets": bool(use_real_assets),
+            "assets": available_assets(use_real_assets)}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -215,14 +224,15 @@ def _shapes(folder: Path, seed: int, per_class: tuple[int, int]) -> WorldDataset
     w, meshes = _Writer(folder), _meshes(SHAPE_CLASSES)
     for split, k, i, c in _samples(per_class, list(SHAPE_CLASSES)):
         rng = _rng(seed, "shapes", split, k)
-        rot = A.random_rotation(rng)
-        stretch = np.diag(rng.uniform(0.8, 1.2, 3)) if split == "train" else np.eye(3)
+        # upright, as aligned CAD sets (ModelNet40) are: a random turn about the vertical, a small tilt
+        rot = A.rot_x(rng.uniform(-0.25, 0.25)) @ A.rot_y(rng.uniform(0.0, 2 * np.pi))
+        stretch = np.diag(rng.uniform(0.85, 1.15, 3)) if split == "train" else np.eye(3)
         linear = rot @ stretch * rng.uniform(0.7, 1.3)
         mesh = meshes[c]
         cloud = A.transform(A.sample_surface(mesh, NUM_POINTS, rng), linear)
         noise = 0.01 if split == "train" else 0.0
         pts = cloud.points + rng.normal(0.0, noise, cloud.points.shape) if noise else cloud.points
-        view = A.transform(A.sample_surface(mesh, 6000, rng), linear * 0.45, (0.0, 0.0, 1.8))
+        view = A.transform(A.sample_surface(mesh, 6000, rng), linear * 0.6, (0.0, 0.0, 1.8))
         cam = A.Camera(IMAGE_SIZE)
         rgb, depth = A.background(cam, None)
         A.splat(cam, view, A.random_color(rng), rgb, depth)
@@ -247,7 +257,7 @@ def _scenes(folder: Path, seed: int, per_class: tuple[int, int]) -> WorldDataset
         obj = c.split()[0]
         cam, room = _room(rng)
         mesh = meshes[SCENE_OBJECTS[obj]]
-        scale = rng.uniform(0.25, 0.38)
+        scale = rng.uniform(0.4, 0.52)
         z = rng.uniform(1.4, 2.0) if c.endswith("camera") else room.wall - rng.uniform(0.45, 0.7)
         x = rng.uniform(-0.25, 0.25) * z
         surf = _on_floor(A.sample_surface(mesh, 5000, rng), A.rot_y(rng.uniform(0, 2 * np.pi)) * scale, x, z)
@@ -269,7 +279,7 @@ def _clip_frames(c: str, rng: np.random.Generator, meshes: dict[str, Any]) -> li
     kind = {"cube": "cube", "torus": "torus", "ball": "sphere", "cylinder": "cylinder"}[
         next(w for w in ("cube", "torus", "ball", "cylinder") if w in c)]
     body = A.sample_surface(meshes[kind], 5000, rng)
-    scale = rng.uniform(0.25, 0.35)
+    scale = rng.uniform(0.38, 0.48)
     x0, z0 = rng.uniform(-0.3, 0.3), rng.uniform(1.6, 2.1)
     spin = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * np.pi
     tilt = A.rot_x(np.pi / 2) if kind == "torus" else np.eye(3)  # stand the torus up so its spin shows
@@ -395,7 +405,7 @@ def build_world(root: Path, *, size: str = "full", seed: int = 0, use_real_asset
 
     Args:
         root: output folder; one sub-folder per dataset plus the ``world.json`` stamp.
-        size: ``"small"`` (3 train + 2 eval samples per class: tests) or ``"full"`` (40 + 12: the demo).
+        size: ``"small"`` (3 train + 2 eval samples per class: tests) or ``"full"`` (64 + 12: the demo).
         seed: seeds every sample; the same seed gives byte-identical files.
         use_real_assets: use espeak-ng/flite speech and Noto Color Emoji when installed; otherwise (or
             when absent) the generated fallbacks (see :data:`GENERATED_SOUNDS`, ``PICTURE_*``).
@@ -410,10 +420,10 @@ def build_world(root: Path, *, size: str = "full", seed: int = 0, use_real_asset
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     root = Path(root)
     old = load_world(root)
-    if old is not None and old.to_json()["params"] == _params(size, seed, use_real_assets):
-        stamp = json.loads((root / "world.json").read_text())
-        if stamp.get("version") == WORLD_VERSION and all(
-                d.train.is_file() and d.eval.is_file() for d in old.datasets.values()):
+    if old is not None:
+        stamp = json.loads((root / "world.json").read_text())  # the params as built (assets of that time)
+        same = stamp.get("version") == WORLD_VERSION and stamp.get("params") == _params(size, seed, use_real_assets)
+        if same and all(d.train.is_file() and d.eval.is_file() for d in old.datasets.values()):
             return old
     t0 = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
