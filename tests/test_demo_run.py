@@ -145,3 +145,14 @@ def test_base_temperature_is_one_over_its_logit_scale(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(1)}, str(path))
     assert base_temperature(path) == 0.01  # no scale: CLIP's
     assert base_temperature(tmp_path / "openai.pt") == 0.01
+
+
+def test_gallery_shows_each_query_its_best_match_in_every_modality(demo: tuple[Path, dict]) -> None:
+    gallery = demo[1]["gallery"]
+    assert sorted(g["modality"] for g in gallery) == sorted(MODALITIES)
+    for g in gallery:
+        mods = [r["modality"] for r in g["results"]]
+        assert sorted(mods) == sorted(MODALITIES)  # one per modality, the query's own included
+        assert g["file"] not in {r["file"] for r in g["results"]}
+        scores = [r["score"] for r in g["results"]]
+        assert scores == sorted(scores, reverse=True)

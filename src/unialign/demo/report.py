@@ -399,7 +399,9 @@ def write_report(out_dir: Path, results: DemoResults) -> tuple[Path, Path]:
         _confusions(doc, res.confusion)
     if res.gallery:
         doc.heading("Retrieval gallery")
-        doc.para("Query framed blue; results framed green when their label matches the query's, else red.")
+        doc.para("Each query's best match in every modality, best first. Query framed blue; results framed "
+                 "green when their label matches the query's, else red (the datasets have their own "
+                 "vocabularies, so a cross-modal match is green only where the label words coincide).")
         for i, q in enumerate(res.gallery):
             title = f"query · {q.get('modality', '')}\n{q.get('label', '')}"
             fig = _row_figure([(q, title)], q.get("results", []), {str(q.get("label"))}, problems)

