@@ -147,6 +147,12 @@ def soft_bind_term(
     _check_rows("labels", labels, x.shape[1])
     if y.shape[0] != x.shape[0]:
         raise InputError(f"each sample needs its own label text: x {tuple(x.shape)} vs y {tuple(y.shape)}")
+    return _soft_bind_half(x, y, labels, temperature, direction, normalize)
+
+
+def _soft_bind_half(x: Tensor, y: Tensor, labels: Tensor, temperature: float | Tensor, direction: KLDirection,
+                    normalize: bool) -> Tensor:
+    """KL(S(y, labels) vs S(x, labels)) of checked inputs, after optional re-normalisation."""
     x, y, labels = (_maybe_normalize(t, normalize) for t in (x, y, labels))
     return _distil_term((x, labels), (y, labels), temperature, direction)
 
@@ -191,9 +197,8 @@ def soft_bind_loss(
             f"each sample needs its own label text: x1 {tuple(x1.shape)} vs y1 {tuple(y1.shape)}, "
             f"x2 {tuple(x2.shape)} vs y2 {tuple(y2.shape)}"
         )
-    x1, y1, labels2, x2, y2, labels1 = (_maybe_normalize(t, normalize) for t in (x1, y1, labels2, x2, y2, labels1))
-    loss = _distil_term((x1, labels2), (y1, labels2), temperature, direction) + _distil_term(
-        (x2, labels1), (y2, labels1), temperature, direction
+    loss = _soft_bind_half(x1, y1, labels2, temperature, direction, normalize) + _soft_bind_half(
+        x2, y2, labels1, temperature, direction, normalize
     )
     return {"soft_bind_loss": loss}
 
